@@ -1,0 +1,213 @@
+"""The threaded engine: one thread per worker runs its action list in order.
+
+Workers talk only through their inboxes (one ``queue.Queue`` each). A message carries an
+activation forward or a gradient backward, keyed by ``(step, what, stage, microbatch)``; a worker
+that needs a message it has not received yet blocks on its inbox and keeps whatever else arrives
+for later, so *any* valid order runs. The engine knows nothing about particular schedules.
+
+Each step ends with a pipeline flush: every worker finishes its list, takes the optimizer step for
+its stages, and meets the others at a barrier before the next step starts.
+
+Every action records its start and end, and every blocking receive records when it began, when it
+ended and what it waited for; the result is a measured :class:`~pipenaut.timeline.Timeline`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .actions import Action
+from .model import Adam, Stage
+from .schedule import Schedule
+from .timeline import Span, Timeline
+
+
+class PipelineError(RuntimeError):
+    """A worker failed; every other worker was stopped."""
+
+
+class _Stopped(Exception):
+    """Raised inside a worker when another worker has failed."""
+
+
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The training data, already cut into microbatches."""
+
+    inputs: list[np.ndarray]
+    labels: list[np.ndarray]
+    weights: list[float]  # each microbatch's share of the batch
+
+
+class Engine:
+    def __init__(self, schedule: Schedule, stages: list[Stage], optimizers: list[Adam], batch: Batch):
+        if len(stages) != schedule.stages:
+            raise ValueError(f"the schedule has {schedule.stages} stages, the model {len(stages)}")
+        self.schedule, self.stages, self.optimizers, self.batch = schedule, stages, optimizers, batch
+
+    def run(self, steps: int, on_step: Callable[[int, float], None] | None = None) -> tuple[Timeline, list[float]]:
+        """Train for ``steps`` pipeline steps. Returns the measured timeline and each step's loss."""
+        workers = self.schedule.workers
+        self._inboxes = [queue.Queue() for _ in range(workers)]
+        self._pending: list[dict] = [{} for _ in range(workers)]
+        self._spans: list[list[Span]] = [[] for _ in range(workers)]
+        self._step_starts: list[list[float]] = [[] for _ in range(workers)]
+        self._barrier = threading.Barrier(workers)
+        self._stop = threading.Event()
+        self._failure: tuple[int, int, Action | None, BaseException] | None = None
+        self._failure_lock = threading.Lock()
+        self._done_steps: queue.Queue = queue.Queue()
+        self._origin = time.perf_counter()
+
+        threads = [
+            threading.Thread(target=self._work, args=(w, steps), name=f"pipenaut-worker-{w}", daemon=True)
+            for w in range(workers)
+        ]
+        losses: list[float] = []
+        # One BLAS thread per worker: the workers themselves are the parallelism.
+        with threadpool_limits(limits=1, user_api="blas"):
+            for t in threads:
+                t.start()
+            try:
+                while len(losses) < steps and not self._stop.is_set():
+                    try:
+                        losses.append(self._done_steps.get(timeout=0.05))
+                    except queue.Empty:
+                        if not any(t.is_alive() for t in threads):
+                            break
+                        continue
+                    if on_step is not None:
+                        on_step(len(losses) - 1, losses[-1])
+            except BaseException:  # Ctrl-C or a failing callback: stop the workers, then re-raise
+                self._halt()
+                raise
+            finally:
+                for t in threads:
+                    t.join()
+        if self._failure is not None:
+            worker, step, action, exc = self._failure
+            where = f"running {action}" if action is not None else "taking the optimizer step"
+            raise PipelineError(
+                f"worker {worker} failed while {where} in step {step}: {type(exc).__name__}: {exc}"
+            ) from exc
+        starts = [min(per_worker[i] for per_worker in self._step_starts) for i in range(steps)]
+        spans = sorted((s for per_worker in self._spans for s in per_worker), key=lambda s: (s.start, s.worker))
+        origin = starts[0] if starts else 0.0
+        timeline = Timeline(
+            self.schedule,
+            [_shift(s, -origin) for s in spans],
+            [t - origin for t in starts],
+            source="measured",
+        )
+        return timeline, losses
+
+    # -- inside a worker thread -------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.perf_counter() - self._origin
+
+    def _work(self, worker: int, steps: int) -> None:
+        step, action = 0, None
+        try:
+            for step in range(steps):
+                self._barrier.wait()
+                self._step_starts[worker].append(self._now())
+                for action in self.schedule.actions[worker]:
+                    if self._stop.is_set():
+                        raise _Stopped
+                    self._run(worker, step, action)
+                action = None
+                start = self._now()
+                for stage in self.schedule.stages_on(worker):
+                    self.optimizers[stage].step()
+                self._spans[worker].append(Span(worker, step, start, self._now(), "optimizer"))
+                if self.schedule.placement[-1] == worker:
+                    last = self.stages[-1]
+                    self._done_steps.put(sum(w * last.losses.pop(mb) for mb, w in enumerate(self.batch.weights)))
+        except (_Stopped, threading.BrokenBarrierError):
+            return
+        except BaseException as exc:  # noqa: BLE001 - any failure must stop every worker
+            with self._failure_lock:
+                if self._failure is None:
+                    self._failure = (worker, step, action, exc)
+            self._halt()
+
+    def _halt(self) -> None:
+        self._stop.set()
+        self._barrier.abort()
+        for inbox in self._inboxes:
+            inbox.put(_STOP)
+
+    def _run(self, worker: int, step: int, action: Action) -> None:
+        stage = self.stages[action.stage]
+        mb, kind = action.microbatch, action.kind
+        placement = self.schedule.placement
+        if kind == "F":
+            if action.stage == 0:
+                x = self.batch.inputs[mb]
+            else:
+                x = self._receive(worker, step, action, (step, "activation", action.stage - 1, mb))
+            start = self._now()
+            y = stage.forward(mb, x, self.batch.labels[mb], self.batch.weights[mb])
+            self._record(worker, step, start, action)
+            if not stage.is_last:
+                self._send(placement[action.stage + 1], (step, "activation", action.stage, mb), y)
+        elif kind in ("B", "I"):
+            grad = None
+            if not stage.is_last:
+                grad = self._receive(worker, step, action, (step, "gradient", action.stage + 1, mb))
+            start = self._now()
+            grad = stage.backward_input(mb, grad, need_input_grad=action.stage > 0)
+            if kind == "B":
+                stage.backward_weight(mb)
+            self._record(worker, step, start, action)
+            if action.stage > 0:
+                self._send(placement[action.stage - 1], (step, "gradient", action.stage, mb), grad)
+        else:  # "W"
+            start = self._now()
+            stage.backward_weight(mb)
+            self._record(worker, step, start, action)
+
+    def _record(self, worker: int, step: int, start: float, action: Action) -> None:
+        self._spans[worker].append(Span(worker, step, start, self._now(), action.kind, action))
+
+    def _send(self, worker: int, key: tuple, payload: np.ndarray) -> None:
+        self._inboxes[worker].put((key, payload))
+
+    def _receive(self, worker: int, step: int, action: Action, key: tuple):
+        pending, inbox = self._pending[worker], self._inboxes[worker]
+        while key not in pending:  # take what already arrived without blocking
+            try:
+                self._file(pending, inbox.get_nowait())
+            except queue.Empty:
+                break
+        if key not in pending:
+            start = self._now()
+            while key not in pending:
+                self._file(pending, inbox.get())
+            producer = self.schedule.upstream(action)
+            self._spans[worker].append(
+                Span(worker, step, start, self._now(), "wait", producer, self.schedule.worker_of(producer))
+            )
+        return pending.pop(key)
+
+    @staticmethod
+    def _file(pending: dict, message) -> None:
+        if message is _STOP:
+            raise _Stopped
+        key, payload = message
+        pending[key] = payload
+
+
+def _shift(span: Span, by: float) -> Span:
+    return Span(span.worker, span.step, span.start + by, span.end + by, span.kind, span.action, span.peer)

@@ -1,0 +1,141 @@
+"""A schedule is data: for every worker (device), the ordered list of actions it runs.
+
+The placement of model stages on workers is part of the schedule. Nothing here knows about any
+particular schedule: the builders in :mod:`pipenaut.schedules` and a user's hand-written file both
+produce a :class:`Schedule`, and the engine and simulator run any valid one the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .actions import Action, ActionError
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot run; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    placement: tuple[int, ...]  # placement[stage] is the worker that holds that stage
+    microbatches: int
+    actions: tuple[tuple[Action, ...], ...]  # actions[worker], in the order the worker runs them
+
+    @property
+    def workers(self) -> int:
+        return len(self.actions)
+
+    @property
+    def stages(self) -> int:
+        return len(self.placement)
+
+    def stages_on(self, worker: int) -> list[int]:
+        return [stage for stage, owner in enumerate(self.placement) if owner == worker]
+
+    def prerequisites(self, action: Action) -> tuple[Action, ...]:
+        """Every action that must finish before `action` can start.
+
+        * ``F`` of stage s needs the activation from ``F`` of stage s-1;
+        * ``B`` / ``I`` need the stage's own ``F`` (its stash) and the input gradient from the
+          backward (``B`` or ``I``) of stage s+1;
+        * ``W`` needs the stage's own ``I``.
+
+        The first stage's forward reads the data and the last stage's backward starts from its own
+        loss, so they have no neighbour to wait for.
+        """
+        return self.prerequisite_map[action]
+
+    def upstream(self, action: Action) -> Action | None:
+        """The neighbouring stage's action whose output `action` consumes, if any."""
+        return next((p for p in self.prerequisites(action) if p.stage != action.stage), None)
+
+    @cached_property
+    def prerequisite_map(self) -> dict[Action, tuple[Action, ...]]:
+        """:meth:`prerequisites` of every action, computed once in one tight loop: schedules of
+        a hundred thousand actions are simulated interactively."""
+        existing = {a: a for row in self.actions for a in row}  # reuse, rather than rebuild, actions
+
+        def action(key: tuple[int, str, int]) -> Action:
+            return existing.get(key) or Action(*key)
+
+        backward_kind = {(s, mb): k for row in self.actions for s, k, mb in row if k in ("B", "I")}
+        last = self.stages - 1
+        result = {}
+        for row in self.actions:
+            for a in row:
+                s, kind, mb = a
+                if kind == "F":
+                    result[a] = (action((s - 1, "F", mb)),) if s > 0 else ()
+                elif kind == "W":
+                    result[a] = (action((s, "I", mb)),)
+                elif s < last:
+                    result[a] = (action((s, "F", mb)), action((s + 1, backward_kind.get((s + 1, mb), "B"), mb)))
+                else:
+                    result[a] = (action((s, "F", mb)),)
+        return result
+
+    def worker_of(self, action: Action) -> int:
+        return self.placement[action.stage]
+
+    def format(self) -> str:
+        """One line per worker, actions in the torch grammar; :func:`parse_schedule` reads it back."""
+        return "\n".join(" ".join(str(a) for a in worker_actions) for worker_actions in self.actions)
+
+    def __str__(self) -> str:
+        return "\n".join(
+            f"worker {w}: " + " ".join(str(a) for a in worker_actions)
+            for w, worker_actions in enumerate(self.actions)
+        )
+
+
+_SEPARATORS = re.compile(r"[\s,;]+")
+_WORKER_PREFIX = re.compile(r"^\s*(worker|rank)\s*\d+\s*:", re.IGNORECASE)
+
+
+def parse_schedule(text: str, name: str = "custom") -> Schedule:
+    """Read a schedule: one line per worker, actions separated by spaces or commas.
+
+    Blank lines and ``#`` comments are skipped; a leading ``worker 0:`` is allowed. The stage
+    placement and the microbatch count are read off the actions.
+    """
+    rows: list[tuple[Action, ...]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = _WORKER_PREFIX.sub("", line.split("#", 1)[0]).strip()
+        if not line:
+            continue
+        try:
+            rows.append(tuple(Action.parse(tok) for tok in _SEPARATORS.split(line) if tok))
+        except ActionError as exc:
+            raise ScheduleError(f"line {number}: {exc}") from None
+    if not rows:
+        raise ScheduleError("the schedule has no actions; write one line of actions per worker")
+    owner: dict[int, int] = {}
+    for worker, worker_actions in enumerate(rows):
+        for a in worker_actions:
+            if owner.setdefault(a.stage, worker) != worker:
+                raise ScheduleError(
+                    f"stage {a.stage} appears on worker {owner[a.stage]} and worker {worker}; "
+                    "each stage must live on exactly one worker"
+                )
+    stages = max(owner) + 1
+    missing = [s for s in range(stages) if s not in owner]
+    if missing:
+        raise ScheduleError(
+            f"stage {missing[0]} has no actions; stages must be numbered 0..{stages - 1} without gaps"
+        )
+    microbatches = 1 + max(a.microbatch for row in rows for a in row)
+    return Schedule(name, tuple(owner[s] for s in range(stages)), microbatches, tuple(rows))
+
+
+def read_schedule_file(path: str | Path) -> Schedule:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScheduleError(f"cannot read schedule file {path}: {exc.strerror or exc}") from None
+    return parse_schedule(text, name=path.stem)

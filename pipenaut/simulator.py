@@ -1,0 +1,216 @@
+"""Predict a schedule's timeline, and prove it can run, before any thread starts.
+
+:func:`validate` checks the action lists (every stage's forward and backward exactly once per
+microbatch, on the worker that owns the stage, in an order that can finish). :func:`simulate`
+is a discrete-event simulation of the per-worker lists under given costs; it returns the same
+:class:`~pipenaut.timeline.Timeline` type the threaded engine measures.
+
+The model of a worker is the engine's: it runs its list in order, and an action starts when the
+worker is free *and* its inputs have arrived (an activation or gradient from another worker arrives
+``latency`` after the action that produced it ends).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from .actions import KIND_NAMES, Action
+from .schedule import Schedule, ScheduleError
+from .timeline import Span, Timeline
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Duration of each action kind, in any time unit (the timeline uses the same unit).
+
+    ``B`` is a full backward; it costs ``I + W`` unless given. ``stage_scale`` multiplies the cost
+    of every action of a stage (an unbalanced stage); ``latency`` delays every transfer between
+    two workers.
+    """
+
+    F: float = 1.0
+    I: float = 1.0  # noqa: E741 - the kind's name in the grammar
+    W: float = 1.0
+    B: float | None = None
+    stage_scale: tuple[float, ...] = ()
+    latency: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("F", "I", "W", "B", "latency"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:  # also rejects NaN
+                raise ValueError(f"{name} must be a number >= 0, got {value}")
+        if any(not s >= 0 for s in self.stage_scale):
+            raise ValueError("stage cost multipliers must be >= 0")
+
+    def of(self, action: Action) -> float:
+        base = self.full_backward if action.kind == "B" else getattr(self, action.kind)
+        if action.stage < len(self.stage_scale):
+            base *= self.stage_scale[action.stage]
+        return base
+
+    @property
+    def full_backward(self) -> float:
+        return self.I + self.W if self.B is None else self.B
+
+    @classmethod
+    def parse(cls, text: str, latency: float = 0.0) -> Costs:
+        """Read ``"F=1,B=2"``. Given only ``B``, ``I`` and ``W`` are half of it each."""
+        values: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, value = item.partition("=")
+            key = key.strip().upper()
+            if not sep or key not in ("F", "B", "I", "W"):
+                raise ValueError(f"cannot read cost {item!r}; write KIND=NUMBER with kinds F, B, I, W, e.g. F=1,B=2")
+            try:
+                values[key] = float(value)
+            except ValueError:
+                raise ValueError(f"cost {item!r} is not a number; write e.g. F=1,B=2") from None
+            if not values[key] >= 0 or values[key] == float("inf"):
+                raise ValueError(f"cost {item!r} must be a finite number >= 0")
+        if "B" in values and "I" not in values and "W" not in values:
+            values["I"] = values["W"] = values["B"] / 2
+        return cls(**values, latency=latency)
+
+
+def validate(schedule: Schedule) -> None:
+    """Raise :class:`ScheduleError` naming the first problem, or return if the schedule can run."""
+    _check_actions(schedule)
+    _run_events(schedule, Costs())
+
+
+def simulate(schedule: Schedule, costs: Costs = Costs()) -> Timeline:
+    """Predict the timeline of one pipeline step of ``schedule`` under ``costs``."""
+    _check_actions(schedule)
+    return _run_events(schedule, costs)
+
+
+def _check_actions(schedule: Schedule) -> None:
+    """Structural checks, done with set operations so that large schedules check fast; the slow,
+    explaining pass runs only once something is known to be wrong."""
+    stages, m, placement = schedule.stages, schedule.microbatches, schedule.placement
+    every = [a for row in schedule.actions for a in row]
+    for worker, row in enumerate(schedule.actions):
+        owned = set(schedule.stages_on(worker))
+        if {a.stage for a in row} <= owned and {a.kind for a in row} <= KIND_NAMES.keys() and all(
+            0 <= a.microbatch < m for a in row
+        ):
+            continue
+        for a in row:
+            if a.kind not in KIND_NAMES or a.stage < 0 or a.microbatch < 0:
+                raise ScheduleError(f"{a} is not an action; write stage, kind (F, B, I, W), microbatch")
+            if a.stage >= stages:
+                raise ScheduleError(f"{a} names stage {a.stage}, but the model has {stages} stages (0..{stages - 1})")
+            if placement[a.stage] != worker:
+                raise ScheduleError(
+                    f"worker {worker} runs {a}, but stage {a.stage} lives on worker "
+                    f"{placement[a.stage]}; move it to that worker's list"
+                )
+            if a.microbatch >= m:
+                raise ScheduleError(f"{a}: microbatch {a.microbatch} is out of range; there are {m} microbatches (0..{m - 1})")
+    if len(set(every)) < len(every):
+        seen: set[Action] = set()
+        duplicate = next(a for a in every if a in seen or seen.add(a))
+        raise ScheduleError(f"{duplicate} appears twice; each action runs exactly once")
+    by_kind: dict[str, set[tuple[int, int]]] = {kind: set() for kind in KIND_NAMES}
+    for stage, kind, mb in every:
+        by_kind[kind].add((stage, mb))
+    forward, full, inp, weight = (by_kind[k] for k in "FBIW")
+    if len(forward) != stages * m or full & inp or inp != weight or len(full) + len(inp) != stages * m:
+        _explain_incomplete(stages, m, by_kind)
+
+
+def _explain_incomplete(stages: int, m: int, by_kind: dict[str, set[tuple[int, int]]]) -> None:
+    for stage in range(stages):
+        for mb in range(m):
+            present = "".join(k for k in "FBIW" if (stage, mb) in by_kind[k])
+            forward, full, inp, weight = (Action(stage, k, mb) for k in "FBIW")
+            if "F" not in present:
+                raise ScheduleError(f"{forward} is missing: every stage needs a forward for every microbatch")
+            if "B" in present and ("I" in present or "W" in present):
+                raise ScheduleError(f"{full} and {inp if 'I' in present else weight} both appear; use B, or I and W, not both")
+            if "B" not in present and "I" not in present and "W" not in present:
+                raise ScheduleError(f"the backward of stage {stage} microbatch {mb} is missing: add {full} (or {inp} and {weight})")
+            if ("I" in present) != ("W" in present):
+                have, lack = (inp, weight) if "I" in present else (weight, inp)
+                raise ScheduleError(f"{have} has no matching {lack}; a split backward needs both I and W")
+
+
+def _run_events(schedule: Schedule, costs: Costs) -> Timeline:
+    """Event-driven: each worker runs until its next action waits for an unfinished one; the
+    finishing of that one wakes it up. Cost O(actions)."""
+    lists, placement = schedule.actions, schedule.placement
+    prerequisites_of = schedule.prerequisite_map
+    cost_of = [{kind: costs.of(Action(stage, kind, 0)) for kind in KIND_NAMES} for stage in range(schedule.stages)]
+    latency = costs.latency
+    workers = len(lists)
+    finish: dict[Action, float] = {}
+    position = [0] * workers
+    free = [0.0] * workers
+    blocked_on: dict[Action, list[int]] = {}
+    spans: list[Span] = []
+    ready = deque(range(workers))
+    while ready:
+        w = ready.popleft()
+        actions = lists[w]
+        while position[w] < len(actions):
+            a = actions[position[w]]
+            start, waited_for = free[w], None
+            for d in prerequisites_of[a]:
+                done = finish.get(d)
+                if done is None:
+                    blocked_on.setdefault(d, []).append(w)
+                    break
+                if placement[d.stage] != w:
+                    done += latency
+                if done > start:
+                    start, waited_for = done, d
+            else:
+                if waited_for is not None:
+                    spans.append(Span(w, 0, free[w], start, "wait", waited_for, placement[waited_for.stage]))
+                end = start + cost_of[a.stage][a.kind]
+                spans.append(Span(w, 0, start, end, a.kind, a))
+                finish[a] = free[w] = end
+                position[w] += 1
+                if a in blocked_on:
+                    ready.extend(blocked_on.pop(a))
+                continue
+            break
+    if any(position[w] < len(lists[w]) for w in range(workers)):
+        raise ScheduleError(_describe_deadlock(schedule, position, finish))
+    return Timeline(schedule, spans, [0.0], source="simulated")
+
+
+def _describe_deadlock(schedule: Schedule, position: list[int], finish: dict[Action, float]) -> str:
+    """Follow who-waits-for-whom from a stuck worker until it closes into a cycle."""
+
+    def next_of(worker: int) -> Action:
+        return schedule.actions[worker][position[worker]]
+
+    def needs(action: Action) -> Action:
+        return next(d for d in schedule.prerequisites(action) if d not in finish)
+
+    stuck = [w for w in range(schedule.workers) if position[w] < len(schedule.actions[w])]
+    for worker in stuck:
+        waiting = next_of(worker)
+        need = needs(waiting)
+        if schedule.worker_of(need) == worker:
+            return f"on worker {worker}, {waiting} comes before {need}, which it needs; move {waiting} after {need}"
+    worker = stuck[0]
+    waiting = next_of(worker)
+    need = needs(waiting)
+    text = f"deadlock: worker {worker} waits for {need} (worker {schedule.worker_of(need)}) to run {waiting}"
+    visited = {worker}
+    while True:
+        worker = schedule.worker_of(need)
+        head = next_of(worker)
+        if head != need:
+            text += f", which is ordered after {head}"
+        need = needs(head)
+        text += f", which needs {need} from worker {schedule.worker_of(need)}"
+        visited.add(worker)
+        if schedule.worker_of(need) in visited:
+            break
+    return text + "; reorder the lists so that no worker waits for an action queued behind its own wait"
+

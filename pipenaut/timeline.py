@@ -1,0 +1,124 @@
+"""The timeline: what each worker did, when. The threaded engine *measures* one and the simulator
+*predicts* one; the bars, the stats and the trace exporter read either the same way.
+
+Definitions used for every number pipenaut shows:
+
+* **makespan** of a step: from the step's start to the end of its last compute action
+  (F, B, I or W) on any worker;
+* **busy** time of a worker: the summed duration of its compute actions in that window;
+* **idle** time: makespan minus busy (waiting for a neighbour, or overhead between actions);
+* **bubble**: total idle over ``workers x makespan``;
+* **step time**: wall time of the whole step, optimizer included;
+* **stashed activations**: a microbatch's activations are held by a stage from its forward until
+  its weight gradient is taken (the end of ``B``, or of ``W``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
+
+from .actions import Action
+from .schedule import Schedule
+
+COMPUTE_KINDS = ("F", "B", "I", "W")
+
+
+class Span(NamedTuple):
+    """One interval on one worker's track. Times are seconds from the start of the run.
+
+    ``kind`` is an action kind (F, B, I, W), ``"wait"`` or ``"optimizer"``. For a compute span
+    ``action`` is the action run; for a wait it is the action whose output was awaited, produced
+    on worker ``peer``.
+    """
+
+    worker: int
+    step: int
+    start: float
+    end: float
+    kind: str
+    action: Action | None = None
+    peer: int | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def is_compute(self) -> bool:
+        return self.kind in COMPUTE_KINDS
+
+
+@dataclass
+class Timeline:
+    schedule: Schedule
+    spans: list[Span]
+    step_starts: list[float]
+    source: str  # "measured" or "simulated"
+
+    @property
+    def workers(self) -> int:
+        return self.schedule.workers
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_starts)
+
+    def spans_of_step(self, step: int) -> list[Span]:
+        return self._by_step.get(step, [])
+
+    @cached_property
+    def _by_step(self) -> dict[int, list[Span]]:
+        by_step: dict[int, list[Span]] = {}
+        for s in self.spans:
+            by_step.setdefault(s.step, []).append(s)
+        return by_step
+
+    def makespan(self, step: int = 0) -> float:
+        ends = [s.end for s in self.spans_of_step(step) if s.is_compute]
+        return max(ends) - self.step_starts[step] if ends else 0.0
+
+    def step_time(self, step: int = 0) -> float:
+        ends = [s.end for s in self.spans_of_step(step)]
+        return max(ends) - self.step_starts[step] if ends else 0.0
+
+    def busy(self, step: int = 0) -> list[float]:
+        busy = [0.0] * self.workers
+        for s in self.spans_of_step(step):
+            if s.is_compute:
+                busy[s.worker] += s.duration
+        return busy
+
+    def idle(self, step: int = 0) -> list[float]:
+        makespan = self.makespan(step)
+        return [max(0.0, makespan - b) for b in self.busy(step)]
+
+    def bubble(self, step: int = 0) -> float:
+        makespan = self.makespan(step)
+        return sum(self.idle(step)) / (self.workers * makespan) if makespan > 0 else 0.0
+
+    def peak_activations(self, step: int = 0) -> list[int]:
+        """The most microbatches whose activations each worker held at once in this step."""
+        held, peak = [0] * self.workers, [0] * self.workers
+        for s in self.spans_of_step(step):  # each worker's spans are in the order it ran them
+            if s.kind == "F":
+                held[s.worker] += 1
+                peak[s.worker] = max(peak[s.worker], held[s.worker])
+            elif s.kind in ("B", "W"):
+                held[s.worker] -= 1
+        return peak
+
+    def mean_costs(self) -> dict[str, float]:
+        """Mean measured duration of each action kind (seconds), over every step."""
+        durations: dict[str, list[float]] = {}
+        for s in self.spans:
+            if s.is_compute:
+                durations.setdefault(s.kind, []).append(s.duration)
+        return {kind: statistics.fmean(values) for kind, values in durations.items()}
+
+    def typical_step(self) -> int:
+        """The step whose wall time is the median: the one pipenaut shows and reports."""
+        order = sorted(range(self.steps), key=self.step_time)
+        return order[(len(order) - 1) // 2]
