@@ -50,10 +50,11 @@ class Batch:
 
 
 class Engine:
-    def __init__(self, schedule: Schedule, stages: list[Stage], optimizers: list[Adam], batch: Batch):
+    def __init__(self, schedule: Schedule, stages: list[Stage], optimizers: list[Adam], data: Callable[[int], Batch]):
+        """``data(step)`` gives the batch of a step, cut into the schedule's microbatches."""
         if len(stages) != schedule.stages:
             raise ValueError(f"the schedule has {schedule.stages} stages, the model {len(stages)}")
-        self.schedule, self.stages, self.optimizers, self.batch = schedule, stages, optimizers, batch
+        self.schedule, self.stages, self.optimizers, self.data = schedule, stages, optimizers, data
 
     def run(self, steps: int, on_step: Callable[[int, float], None] | None = None) -> tuple[Timeline, list[float]]:
         """Train for ``steps`` pipeline steps. Returns the measured timeline and each step's loss."""
@@ -62,7 +63,9 @@ class Engine:
         self._pending: list[dict] = [{} for _ in range(workers)]
         self._spans: list[list[Span]] = [[] for _ in range(workers)]
         self._step_starts: list[list[float]] = [[] for _ in range(workers)]
-        self._barrier = threading.Barrier(workers)
+        self._next_step = 0
+        # The last worker to reach the barrier prepares the step's batch while the others wait.
+        self._barrier = threading.Barrier(workers, action=self._prepare_batch)
         self._stop = threading.Event()
         self._failure: tuple[int, int, Action | None, BaseException] | None = None
         self._failure_lock = threading.Lock()
@@ -96,7 +99,7 @@ class Engine:
                     t.join()
         if self._failure is not None:
             worker, step, action, exc = self._failure
-            where = f"running {action}" if action is not None else "taking the optimizer step"
+            where = f"running {action}" if action is not None else "between actions (optimizer step or loading the batch)"
             raise PipelineError(
                 f"worker {worker} failed while {where} in step {step}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -115,6 +118,10 @@ class Engine:
 
     def _now(self) -> float:
         return time.perf_counter() - self._origin
+
+    def _prepare_batch(self) -> None:
+        self.batch = self.data(self._next_step)
+        self._next_step += 1
 
     def _work(self, worker: int, steps: int) -> None:
         step, action = 0, None

@@ -30,8 +30,8 @@ class RunResult:
         return [p for stage in self.stages for p, _ in stage.params()]
 
 
-def make_batch(config: ModelConfig, microbatches: int) -> Batch:
-    inputs, labels = make_dataset(config)
+def make_batch(config: ModelConfig, microbatches: int, step: int) -> Batch:
+    inputs, labels = make_dataset(config, step)
     pieces = split_microbatches(config.batch_size, microbatches)
     return Batch(
         inputs=[inputs[p] for p in pieces],
@@ -49,7 +49,7 @@ def train(
     """Train the MLP for ``steps`` pipeline steps under ``schedule`` on one thread per worker."""
     stages = build_stages(config, schedule.stages)
     optimizers = [Adam(stage.params(), config.learning_rate) for stage in stages]
-    engine = Engine(schedule, stages, optimizers, make_batch(config, schedule.microbatches))
+    engine = Engine(schedule, stages, optimizers, lambda step: make_batch(config, schedule.microbatches, step))
     timeline, losses = engine.run(steps, on_step)
     return RunResult(schedule, config, timeline, losses, stages)
 
@@ -59,9 +59,9 @@ def train_sequential(config: ModelConfig, steps: int) -> tuple[list[np.ndarray],
     step. Returns the parameters (layer order) and the losses."""
     (model,) = build_stages(config, 1)
     optimizer = Adam(model.params(), config.learning_rate)
-    inputs, labels = make_dataset(config)
     losses = []
-    for _ in range(steps):
+    for step in range(steps):
+        inputs, labels = make_dataset(config, step)
         model.forward(0, inputs, labels, weight=1.0)
         model.backward_input(0, None, need_input_grad=False)
         model.backward_weight(0)

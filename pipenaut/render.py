@@ -1,0 +1,82 @@
+"""Terminal bars of one step of a timeline (measured or simulated), scaled to the terminal width.
+
+Each worker gets one row; each cell shows what the worker did for most of that cell's time.
+Kinds differ by letter as well as colour, so the bars read without colour too:
+``F`` forward, ``B`` backward, ``I`` input-grad, ``W`` weight-grad, ``·`` idle, ``o`` optimizer.
+A span wide enough shows its microbatch number right after its letter.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+
+from .timeline import Span, Timeline
+
+GLYPHS = {
+    "F": ("F", "bold black on cyan"),
+    "B": ("B", "bold black on dark_orange"),
+    "I": ("I", "bold white on purple"),
+    "W": ("W", "bold black on green"),
+    "optimizer": ("o", "black on grey70"),
+    "wait": ("·", "grey50"),
+}
+IDLE = GLYPHS["wait"]
+
+
+def legend() -> Text:
+    text = Text("legend: ")
+    for kind, label in [("F", "forward"), ("B", "backward"), ("I", "input-grad"), ("W", "weight-grad"), ("wait", "idle"), ("optimizer", "optimizer")]:
+        glyph, style = GLYPHS[kind]
+        text.append(glyph, style)
+        text.append(f" {label}  ")
+    return text
+
+
+def _cells(spans: list[Span], t0: float, t1: float, width: int) -> Text:
+    """Paint one worker's row: each cell takes the span that covers most of it."""
+    scale = width / (t1 - t0) if t1 > t0 else 0.0
+    owner: list[Span | None] = [None] * width
+    cover = [0.0] * width
+    for span in spans:
+        if span.kind == "wait":
+            continue  # waits are idle: the background
+        a, b = (span.start - t0) * scale, (span.end - t0) * scale
+        for cell in range(max(0, int(a)), min(width, int(b) + 1)):
+            overlap = min(b, cell + 1) - max(a, cell)
+            if overlap > cover[cell]:
+                owner[cell], cover[cell] = span, overlap
+    row = Text()
+    cell = 0
+    while cell < width:
+        span = owner[cell]
+        run = 1
+        while cell + run < width and owner[cell + run] is span:
+            run += 1
+        if span is None:
+            row.append(IDLE[0] * run, IDLE[1])
+        else:
+            glyph, style = GLYPHS[span.kind]
+            label = glyph + (str(span.action.microbatch) if span.action is not None else "")
+            body = label if len(label) <= run else glyph
+            row.append((body + glyph * run)[:run], style)
+        cell += run
+    return row
+
+
+def bars(timeline: Timeline, step: int, width: int) -> Group:
+    """The bars of ``step``, ``width`` characters wide in all, with a time axis."""
+    spans = timeline.spans_of_step(step)
+    t0 = timeline.step_starts[step]
+    t1 = t0 + timeline.step_time(step)
+    label_width = len(f"worker {timeline.workers - 1} ")
+    cells = max(10, width - label_width)
+    unit, factor = ("ms", 1e3) if timeline.source == "measured" else ("", 1.0)
+    rows = []
+    for w in range(timeline.workers):
+        row = Text(f"worker {w}".ljust(label_width))
+        row.append_text(_cells([s for s in spans if s.worker == w], t0, t1, cells))
+        rows.append(row)
+    end = f"{(t1 - t0) * factor:.4g} {unit}".strip()
+    axis = Text(" " * label_width + "0" + end.rjust(cells - 1), style="grey50")
+    return Group(*rows, axis, legend())

@@ -1,0 +1,128 @@
+"""Chrome Trace Event JSON for ui.perfetto.dev: one process per run, one thread track per worker.
+
+Design choices that come from how the Perfetto UI reads these files:
+
+* thread ids are ``1000 * pid + worker + 1``: never 0 and never equal to the pid (either would
+  make the UI treat the track as the process's main thread), and far below 2^32;
+* timestamps are whole microseconds, rounded from the timeline monotonically, so slices that did
+  not overlap on a worker do not overlap after rounding (overlap would push one onto an extra
+  track);
+* nothing non-finite is written: one NaN makes the whole file fail to load;
+* slice names are chosen for colour. Perfetto colours a slice by its name with the digits taken
+  out, so ``F3`` and ``B3`` would both come out as the colour of "F"/"B", which are nearly the
+  same. ``0F3 forward``, ``0B3 backward``, ``0I3 igrad``, ``0W3 wgrad``, ``blocked on 0F3
+  from worker 0`` and ``optimizer`` land on well separated hues (tests/test_trace.py checks this
+  with the UI's own colour hash).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from .timeline import Span, Timeline
+
+SLICE_WORDS = {"F": "forward", "B": "backward", "I": "igrad", "W": "wgrad"}
+
+
+def slice_name(span: Span) -> str:
+    if span.kind == "wait":
+        return f"blocked on {span.action} from worker {span.peer}"
+    if span.kind == "optimizer":
+        return "optimizer"
+    return f"{span.action} {SLICE_WORDS[span.kind]}"
+
+
+def _category(span: Span) -> str:
+    return span.action.kind_name if span.is_compute else span.kind
+
+
+def _args(span: Span) -> dict:
+    args: dict = {"step": span.step}
+    if span.is_compute:
+        args.update(action=str(span.action), stage=span.action.stage, microbatch=span.action.microbatch, kind=span.action.kind_name)
+    elif span.kind == "wait":
+        args.update(waiting_for=str(span.action), from_worker=span.peer, stage=span.action.stage, microbatch=span.action.microbatch)
+    return args
+
+
+def _us(seconds: float) -> int:
+    if not math.isfinite(seconds):
+        raise ValueError(f"non-finite time {seconds} in timeline")
+    return round(seconds * 1e6)
+
+
+def thread_id(pid: int, worker: int) -> int:
+    return 1000 * pid + worker + 1
+
+
+def trace_events(timeline: Timeline, pid: int, process_name: str, sort_index: int = 0) -> list[dict]:
+    """The events of one run: metadata naming and ordering its tracks, then one slice per span."""
+    events: list[dict] = [
+        {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": process_name}},
+        {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": sort_index}},
+    ]
+    for w in range(timeline.workers):
+        tid = thread_id(pid, w)
+        events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": f"worker {w}"}})
+        events.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid, "args": {"sort_index": w}})
+    for span in sorted(timeline.spans, key=lambda s: (s.worker, s.start)):
+        start, end = _us(span.start), _us(span.end)
+        events.append(
+            {
+                "ph": "X",
+                "name": slice_name(span),
+                "cat": _category(span),
+                "pid": pid,
+                "tid": thread_id(pid, span.worker),
+                "ts": start,
+                "dur": end - start,
+                "args": _args(span),
+            }
+        )
+    return events
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail early, before any training, if ``path`` cannot be written. Creates missing folders."""
+    path = Path(path)
+    if path.is_dir():
+        raise OSError(f"{path} is a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=True):
+        pass
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OSError(f"{path} is not writable")
+    return path
+
+
+def write_trace(path: str | Path, runs: list[tuple[str, Timeline]]) -> Path:
+    """Write one process per ``(name, timeline)`` run, in the given order, all from time zero.
+
+    The file appears whole or not at all: it is written next to its destination and renamed.
+    """
+    path = Path(path)
+    events = []
+    for index, (name, timeline) in enumerate(runs):
+        events += trace_events(timeline, pid=index + 1, process_name=name, sort_index=index)
+    text = json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}, allow_nan=False, separators=(",", ":"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a trace is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
