@@ -330,9 +330,8 @@ def explain(
         f"\nbubble: theory {info.bubble_formula} = {info.bubble(plan.workers, plan.microbatches):.1%}, "
         f"simulated {predicted.bubble():.1%} (makespan {predicted.makespan():g} units)"
     )
-    console.print(
-        f"memory: {info.memory}; simulated peak per worker: {' '.join(map(str, predicted.peak_activations()))}"
-    )
+    console.print(f"memory: theory {info.memory}")
+    console.print(f"        simulated peak per worker: {' '.join(map(str, predicted.peak_activations()))}")
     console.print(f"used in: {info.used_in}")
     console.print(f"\nthe action lists (torch.distributed.pipelining grammar):\n{plan}")
 

@@ -71,6 +71,8 @@ def bars(timeline: Timeline, step: int, width: int) -> Group:
     t1 = t0 + timeline.step_time(step)
     label_width = len(f"worker {timeline.workers - 1} ")
     cells = max(10, width - label_width)
+    if timeline.source == "simulated" and t1 > t0 and cells >= t1 - t0:
+        cells = int(cells // (t1 - t0) * (t1 - t0))  # whole cells per time unit: unit costs draw crisply
     unit, factor = ("ms", 1e3) if timeline.source == "measured" else ("", 1.0)
     rows = []
     for w in range(timeline.workers):

@@ -10,6 +10,7 @@ import numpy as np
 from .engine import Batch, Engine
 from .model import Adam, ModelConfig, Stage, build_stages, make_dataset, split_microbatches
 from .schedule import Schedule
+from .simulator import validate
 from .timeline import Timeline
 
 
@@ -46,7 +47,12 @@ def train(
     steps: int = 30,
     on_step: Callable[[int, float], None] | None = None,
 ) -> RunResult:
-    """Train the MLP for ``steps`` pipeline steps under ``schedule`` on one thread per worker."""
+    """Train the MLP for ``steps`` pipeline steps under ``schedule`` on one thread per worker.
+
+    The schedule is validated first, so a broken one raises :class:`ScheduleError` instead of
+    leaving threads waiting for each other.
+    """
+    validate(schedule)
     stages = build_stages(config, schedule.stages)
     optimizers = [Adam(stage.params(), config.learning_rate) for stage in stages]
     engine = Engine(schedule, stages, optimizers, lambda step: make_batch(config, schedule.microbatches, step))
