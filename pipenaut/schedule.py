@@ -59,24 +59,24 @@ class Schedule:
         """:meth:`prerequisites` of every action, computed once in one tight loop: schedules of
         a hundred thousand actions are simulated interactively."""
         existing = {a: a for row in self.actions for a in row}  # reuse, rather than rebuild, actions
-
-        def action(key: tuple[int, str, int]) -> Action:
-            return existing.get(key) or Action(*key)
-
         backward_kind = {(s, mb): k for row in self.actions for s, k, mb in row if k in ("B", "I")}
         last = self.stages - 1
+
+        def get(key: tuple[int, str, int]) -> Action:
+            return existing.get(key) or Action._make(key)
+
         result = {}
         for row in self.actions:
             for a in row:
                 s, kind, mb = a
                 if kind == "F":
-                    result[a] = (action((s - 1, "F", mb)),) if s > 0 else ()
+                    result[a] = (get((s - 1, "F", mb)),) if s > 0 else ()
                 elif kind == "W":
-                    result[a] = (action((s, "I", mb)),)
+                    result[a] = (get((s, "I", mb)),)
                 elif s < last:
-                    result[a] = (action((s, "F", mb)), action((s + 1, backward_kind.get((s + 1, mb), "B"), mb)))
+                    result[a] = (get((s, "F", mb)), get((s + 1, backward_kind.get((s + 1, mb), "B"), mb)))
                 else:
-                    result[a] = (action((s, "F", mb)),)
+                    result[a] = (get((s, "F", mb)),)
         return result
 
     def worker_of(self, action: Action) -> int:

@@ -15,7 +15,7 @@ from .schedule import Schedule, ScheduleError
 
 
 def _one_stage_per_worker(name: str, orders: list[list[tuple[str, int]]], m: int) -> Schedule:
-    actions = tuple(tuple(Action(w, kind, mb) for kind, mb in order) for w, order in enumerate(orders))
+    actions = tuple(tuple(Action._make((w, kind, mb)) for kind, mb in order) for w, order in enumerate(orders))
     return Schedule(name, tuple(range(len(orders))), m, actions)
 
 

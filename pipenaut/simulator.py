@@ -144,6 +144,7 @@ def _run_events(schedule: Schedule, costs: Costs) -> Timeline:
     prerequisites_of = schedule.prerequisite_map
     cost_of = [{kind: costs.of(Action(stage, kind, 0)) for kind in KIND_NAMES} for stage in range(schedule.stages)]
     latency = costs.latency
+    span = Span._make  # the C-level constructor: this loop runs once per action
     workers = len(lists)
     finish: dict[Action, float] = {}
     position = [0] * workers
@@ -168,9 +169,9 @@ def _run_events(schedule: Schedule, costs: Costs) -> Timeline:
                     start, waited_for = done, d
             else:
                 if waited_for is not None:
-                    spans.append(Span(w, 0, free[w], start, "wait", waited_for, placement[waited_for.stage]))
+                    spans.append(span((w, 0, free[w], start, "wait", waited_for, placement[waited_for.stage])))
                 end = start + cost_of[a.stage][a.kind]
-                spans.append(Span(w, 0, start, end, a.kind, a))
+                spans.append(span((w, 0, start, end, a.kind, a, None)))
                 finish[a] = free[w] = end
                 position[w] += 1
                 if a in blocked_on:

@@ -67,6 +67,8 @@ class Timeline:
         return len(self.step_starts)
 
     def spans_of_step(self, step: int) -> list[Span]:
+        if self.steps == 1:
+            return self.spans if step == 0 else []
         return self._by_step.get(step, [])
 
     @cached_property
@@ -77,19 +79,13 @@ class Timeline:
         return by_step
 
     def makespan(self, step: int = 0) -> float:
-        ends = [s.end for s in self.spans_of_step(step) if s.is_compute]
-        return max(ends) - self.step_starts[step] if ends else 0.0
+        return self._summary(step)[0]
 
     def step_time(self, step: int = 0) -> float:
-        ends = [s.end for s in self.spans_of_step(step)]
-        return max(ends) - self.step_starts[step] if ends else 0.0
+        return self._summary(step)[1]
 
     def busy(self, step: int = 0) -> list[float]:
-        busy = [0.0] * self.workers
-        for s in self.spans_of_step(step):
-            if s.is_compute:
-                busy[s.worker] += s.duration
-        return busy
+        return list(self._summary(step)[2])
 
     def idle(self, step: int = 0) -> list[float]:
         makespan = self.makespan(step)
@@ -101,14 +97,30 @@ class Timeline:
 
     def peak_activations(self, step: int = 0) -> list[int]:
         """The most microbatches whose activations each worker held at once in this step."""
-        held, peak = [0] * self.workers, [0] * self.workers
-        for s in self.spans_of_step(step):  # each worker's spans are in the order it ran them
-            if s.kind == "F":
-                held[s.worker] += 1
-                peak[s.worker] = max(peak[s.worker], held[s.worker])
-            elif s.kind in ("B", "W"):
-                held[s.worker] -= 1
-        return peak
+        return list(self._summary(step)[3])
+
+    def _summary(self, step: int) -> tuple[float, float, list[float], list[int]]:
+        """makespan, step time, busy and peak activations per worker: one pass over the step."""
+        if step not in self._summaries:
+            start = self.step_starts[step]
+            compute_end = any_end = start
+            busy, held, peak = [0.0] * self.workers, [0] * self.workers, [0] * self.workers
+            for s in self.spans_of_step(step):  # each worker's spans are in the order it ran them
+                any_end = max(any_end, s.end)
+                if s.kind in COMPUTE_KINDS:
+                    compute_end = max(compute_end, s.end)
+                    busy[s.worker] += s.end - s.start
+                    if s.kind == "F":
+                        held[s.worker] += 1
+                        peak[s.worker] = max(peak[s.worker], held[s.worker])
+                    elif s.kind != "I":  # B and W free the stash
+                        held[s.worker] -= 1
+            self._summaries[step] = (compute_end - start, any_end - start, busy, peak)
+        return self._summaries[step]
+
+    @cached_property
+    def _summaries(self) -> dict[int, tuple]:
+        return {}
 
     def mean_costs(self) -> dict[str, float]:
         """Mean measured duration of each action kind (seconds), over every step."""
