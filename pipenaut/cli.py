@@ -1,4 +1,4 @@
-"""The ``pipenaut`` command line: run, compare, explain.
+"""The ``pipenaut`` command line: run, compare, simulate, explain.
 
 Every number printed comes from a measured (or, where labelled, simulated) timeline; textbook
 formulas are printed beside them, labelled as theory. Bad input gets one line naming the problem
@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,9 +23,10 @@ from rich.table import Table
 from . import render
 from .engine import PipelineError
 from .model import ModelConfig, layer_split
-from .schedule import Schedule, ScheduleError
-from .schedules import SCHEDULES, ScheduleInfo, build_schedule, get_schedule_info, schedule_names
+from .schedule import Schedule, ScheduleError, read_schedule_file
+from .schedules import SCHEDULES, build_schedule, get_schedule_info, schedule_names
 from .simulator import Costs, simulate, validate
+from .timeline import Timeline
 from .trace import check_writable, write_trace
 from .training import RunResult, train
 
@@ -76,47 +77,78 @@ def fail(message: str) -> None:
     raise UsageProblem(message)
 
 
-@dataclass(frozen=True)
-class Settings:
-    workers: int
-    chunks: int
-    steps: int
-    batch_size: int
-    dim: int
-    layers: int
-    seed: int
-
-    def model(self) -> ModelConfig:
-        return ModelConfig(dim=self.dim, layers=self.layers, batch_size=self.batch_size, seed=self.seed)
+# -- checking input: everything is checked before anything runs or any file is written ---------
 
 
-def make_settings(workers, chunks, steps, batch_size, dim, layers, seed) -> Settings:
-    """Check every number before anything runs."""
-    for flag, value in [("--workers", workers), ("--chunks", chunks), ("--steps", steps), ("--batch-size", batch_size), ("--dim", dim)]:
-        if value < 1:
+def check_at_least_one(**flags: int | None) -> None:
+    for name, value in flags.items():
+        flag = "--" + name.replace("_", "-")
+        if value is not None and value < 1:
             fail(f"{flag} must be at least 1 (got {value}); pass {flag} 1 or more")
-    if layers is None:
-        layers = max(8, workers)
-    if layers < 1:
-        fail(f"--layers must be at least 1 (got {layers}); pass --layers 1 or more")
-    if layers < workers:
-        fail(f"{layers} layers cannot be split over {workers} workers; pass --layers {workers} or more, or fewer --workers")
-    if batch_size < chunks:
-        fail(f"a batch of {batch_size} cannot be cut into {chunks} microbatches; pass --batch-size {chunks} or more, or fewer --chunks")
-    return Settings(workers, chunks, steps, batch_size, dim, layers, seed)
 
 
-def pick_schedule(name: str, settings: Settings) -> Schedule:
+def plan_schedule(name: str | None, schedule_file: Path | None, workers: int | None, chunks: int | None) -> Schedule:
+    """A built-in schedule by name (default 1f1b, 4 workers, 8 microbatches) or a user's file,
+    validated."""
+    check_at_least_one(workers=workers, chunks=chunks)
     try:
-        schedule = build_schedule(name, settings.workers, settings.chunks)
+        if schedule_file is None:
+            schedule = build_schedule(name or "1f1b", workers or 4, chunks or 8)
+        else:
+            if name is not None:
+                fail("a schedule name and --schedule-file cannot be used together; pick one")
+            schedule = read_schedule_file(schedule_file)
+            for flag, given, actual, what in [("--workers", workers, schedule.workers, "workers"), ("--chunks", chunks, schedule.microbatches, "microbatches")]:
+                if given is not None and given != actual:
+                    fail(f"{schedule_file} has {actual} {what} but {flag} {given} was given; drop {flag} or make it {actual}")
         validate(schedule)
     except ScheduleError as exc:
-        fail(str(exc))
+        fail(f"{schedule_file}: {exc}" if schedule_file is not None else str(exc))
     return schedule
 
 
-def trace_target(trace: Optional[Path], no_trace: bool, default: str) -> Optional[Path]:
-    if no_trace:
+def model_config(schedule: Schedule, batch_size: int, dim: int, layers: int | None, seed: int) -> ModelConfig:
+    check_at_least_one(batch_size=batch_size, dim=dim, layers=layers)
+    stages = schedule.stages
+    if layers is None:
+        layers = max(8, stages)
+    if layers < stages:
+        fail(f"{layers} layers cannot be split over {stages} stages; pass --layers {stages} or more, or fewer --workers")
+    if batch_size < schedule.microbatches:
+        fail(
+            f"a batch of {batch_size} cannot be cut into {schedule.microbatches} microbatches; "
+            f"pass --batch-size {schedule.microbatches} or more, or fewer --chunks"
+        )
+    return ModelConfig(dim=dim, layers=layers, batch_size=batch_size, seed=seed)
+
+
+def costs_in_seconds(text: str, latency_ms: float) -> Costs:
+    """``--costs`` and ``--latency`` are milliseconds; timelines are seconds."""
+    if not latency_ms >= 0 or math.isinf(latency_ms):
+        fail(f"--latency must be a number of milliseconds >= 0 (got {latency_ms}); e.g. --latency 0.5")
+    try:
+        return Costs.parse(text, latency=latency_ms).scaled(1e-3)
+    except ValueError as exc:
+        fail(f"--costs: {exc}")
+
+
+class Compute(str, Enum):
+    real = "real"
+    emulate = "emulate"
+
+
+def emulation(compute: Compute, costs: str | None, latency_ms: float) -> tuple[Costs | None, float]:
+    """What the engine emulates: action durations (seconds) or None, and link latency (seconds)."""
+    if compute is Compute.emulate and costs is None:
+        fail("--compute emulate needs --costs, e.g. --costs F=2,B=4 (milliseconds)")
+    if compute is Compute.real and costs is not None:
+        fail("--costs sets emulated action durations; add --compute emulate (or use pipenaut simulate)")
+    parsed = costs_in_seconds(costs or "", latency_ms)
+    return (parsed if compute is Compute.emulate else None), parsed.latency
+
+
+def trace_target(trace: Optional[Path], no_trace: bool, default: str | None) -> Optional[Path]:
+    if no_trace or (trace is None and default is None):
         return None
     path = trace if trace is not None else Path("traces") / default
     try:
@@ -126,28 +158,44 @@ def trace_target(trace: Optional[Path], no_trace: bool, default: str) -> Optiona
         fail(f"cannot write the trace to {path}: {reason}; pass another --trace PATH, or --no-trace")
 
 
+# -- numbers -----------------------------------------------------------------------------------
+
+
 def theory_bubble(schedule: Schedule) -> float | None:
     info = SCHEDULES.get(schedule.name)
     return info.bubble(schedule.workers, schedule.microbatches) if info else None
 
 
-def summary(result: RunResult, trace: Optional[Path]) -> dict:
-    """The JSON object of one run: every number from the measured timeline."""
+def predict(result: RunResult, latency: float) -> Timeline:
+    """The simulator fed with the mean measured duration of each action kind."""
+    mean = result.timeline.mean_costs()
+    costs = Costs(F=mean.get("F", 0.0), I=mean.get("I", 0.0), W=mean.get("W", 0.0), B=mean.get("B"), latency=latency)
+    return simulate(result.schedule, costs)
+
+
+def summary(result: RunResult, trace: Optional[Path], latency: float, emulated: Costs | None) -> dict:
+    """The JSON object of one run: every number from the measured timeline, the prediction and
+    the textbook value beside it."""
     timeline, step = result.timeline, result.timeline.typical_step()
-    schedule = result.schedule
+    schedule, predicted = result.schedule, predict(result, latency)
     return {
         "schedule": schedule.name,
         "workers": schedule.workers,
         "chunks": schedule.microbatches,
+        "stages": schedule.stages,
         "steps": len(result.losses),
         "batch_size": result.config.batch_size,
         "dim": result.config.dim,
         "layers": result.config.layers,
         "seed": result.config.seed,
+        "compute": "emulate" if emulated is not None else "real",
+        "latency_ms": latency * 1e3,
         "step_time_s": timeline.step_time(step),
         "measured_step": step,
         "makespan_s": timeline.makespan(step),
+        "makespan_predicted_s": predicted.makespan(),
         "bubble_measured": timeline.bubble(step),
+        "bubble_predicted": predicted.bubble(),
         "bubble_formula": theory_bubble(schedule),
         "idle_per_worker_s": timeline.idle(step),
         "busy_per_worker_s": timeline.busy(step),
@@ -163,59 +211,101 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _train(schedule: Schedule, settings: Settings, console: Console | None, label: str = "training") -> RunResult:
+def _ms(seconds: float) -> float:
+    """Seconds to milliseconds, without the float noise of the round trip (33.000000000000014)."""
+    return round(seconds * 1e3, 9)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _disagreement(data: dict) -> str | None:
+    """Why measured and predicted bubbles differ, when they differ by more than 5 points."""
+    if abs(data["bubble_measured"] - data["bubble_predicted"]) <= 0.05:
+        return None
+    cores = os.cpu_count() or 1
+    if data["compute"] == "real" and cores < data["workers"]:
+        why = (
+            f"{data['workers']} workers share {cores} cores, so they cannot all compute at once; the "
+            "simulator assumes one device per worker"
+        )
+    else:
+        why = "time between actions (Python, queues, thread wake-ups) that the simulator does not model"
+    return f"note: measured and predicted bubbles differ ({data['bubble_measured']:.1%} vs {data['bubble_predicted']:.1%}): {why}."
+
+
+def _split_note(config: ModelConfig, stages: int) -> str:
+    split = layer_split(config.layers, stages)
+    if len(set(split)) == 1:
+        return f"{split[0]} layer{'s' if split[0] > 1 else ''} per stage"
+    return f"layers per stage {split}: {config.layers} does not divide by {stages}, the first stages take one more"
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def _train(schedule: Schedule, config: ModelConfig, steps: int, console: Console | None, emulate: Costs | None, latency: float, label: str) -> RunResult:
     """Train with a progress bar (none when ``console`` is None); engine failures become one line."""
     try:
         if console is None:
-            return train(schedule, settings.model(), settings.steps)
+            return train(schedule, config, steps, emulate=emulate, latency=latency)
         columns = [TextColumn(f"{label} {schedule.name:<6}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()]
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task(label, total=settings.steps, loss="-")
+            task = progress.add_task(label, total=steps, loss="-")
             return train(
                 schedule,
-                settings.model(),
-                settings.steps,
+                config,
+                steps,
                 on_step=lambda step, loss: progress.update(task, completed=step + 1, loss=f"{loss:.4f}"),
+                emulate=emulate,
+                latency=latency,
             )
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
 
 
-def _split_note(settings: Settings) -> str:
-    split = layer_split(settings.layers, settings.workers)
-    if len(set(split)) == 1:
-        return f"{split[0]} layers per stage"
-    return f"layers per stage {split}: {settings.layers} does not divide by {settings.workers}, the first stages take one more"
+def _print_run(console: Console, result: RunResult, data: dict) -> None:
+    timeline, step = result.timeline, data["measured_step"]
+    console.print(f"\nMeasured step {step} (the median of {data['steps']} by wall time):")
+    console.print(render.bars(timeline, step, console.width))
+    info = SCHEDULES.get(result.schedule.name)
+    theory = f"{_percent(data['bubble_formula'])} theory {info.bubble_formula}" if info else "no textbook value (custom schedule)"
+    console.print(
+        f"step {data['step_time_s'] * 1e3:.1f} ms · bubble {data['bubble_measured']:.1%} measured, "
+        f"{data['bubble_predicted']:.1%} predicted, {theory}"
+    )
+    console.print(
+        f"peak activations per worker: {' '.join(map(str, data['peak_activations']))} · "
+        f"loss {result.losses[0]:.4f} → {result.final_loss:.4f}"
+    )
+    note = _disagreement(data)
+    if note:
+        console.print(note, style="grey50")
 
 
-def _cores_note(workers: int) -> str | None:
-    cores = os.cpu_count() or 1
-    if cores < workers:
-        return (
-            f"note: {workers} workers share {cores} cores, so they cannot all compute at once; "
-            "the measured bubble includes that wait for a core, the theory does not."
-        )
-    return None
-
-
-WorkersOpt = Annotated[int, typer.Option("--workers", "-w", help="Pipeline devices (one thread each).")]
-ChunksOpt = Annotated[int, typer.Option("--chunks", "-c", help="Microbatches per step.")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-w", help="Pipeline devices (one thread each). [default: 4]", show_default=False)]
+ChunksOpt = Annotated[Optional[int], typer.Option("--chunks", "-c", help="Microbatches per step. [default: 8]", show_default=False)]
 StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps (one pipeline flush + Adam step each).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Samples per step, cut into --chunks microbatches.")]
 DimOpt = Annotated[int, typer.Option("--dim", help="Width of the MLP's hidden layers.")]
-LayersOpt = Annotated[Optional[int], typer.Option("--layers", help="Hidden layers, spread over the workers. [default: 8, or one per worker]", show_default=False)]
+LayersOpt = Annotated[Optional[int], typer.Option("--layers", help="Hidden layers, spread over the stages. [default: 8, or one per stage]", show_default=False)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the weights and the synthetic data.")]
 TraceOpt = Annotated[Optional[Path], typer.Option("--trace", help="Where to write the Perfetto trace (Chrome JSON).", show_default=False)]
 NoTraceOpt = Annotated[bool, typer.Option("--no-trace", help="Write no trace file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
+ScheduleFileOpt = Annotated[Optional[Path], typer.Option("--schedule-file", help="A schedule of your own: one line of actions per worker (e.g. 0F0 0F1 0B0 0B1), or a torch.distributed.pipelining CSV.", show_default=False)]
+ComputeOpt = Annotated[Compute, typer.Option("--compute", help="real: numpy kernels at their own speed; emulate: each action padded to --costs.")]
+EmulateCostsOpt = Annotated[Optional[str], typer.Option("--costs", help="With --compute emulate: milliseconds per action kind, e.g. F=2,B=4 (B defaults to I+W).", show_default=False)]
+LatencyOpt = Annotated[float, typer.Option("--latency", help="Milliseconds every transfer between two workers takes.")]
 
 
 @app.command()
 def run(
-    schedule: Annotated[str, typer.Option("--schedule", "-s", help=f"One of: {schedule_names()}.")] = "1f1b",
-    workers: WorkersOpt = 4,
-    chunks: ChunksOpt = 8,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", "-s", help=f"One of: {schedule_names()}. [default: 1f1b]", show_default=False)] = None,
+    workers: WorkersOpt = None,
+    chunks: ChunksOpt = None,
     steps: StepsOpt = 30,
     batch_size: BatchOpt = 256,
     dim: DimOpt = 256,
@@ -224,45 +314,41 @@ def run(
     trace: TraceOpt = None,
     no_trace: NoTraceOpt = False,
     as_json: JsonOpt = False,
+    schedule_file: ScheduleFileOpt = None,
+    compute: ComputeOpt = Compute.real,
+    costs: EmulateCostsOpt = None,
+    latency: LatencyOpt = 0.0,
 ) -> None:
     """Train under one schedule, show the bars of a measured step, and write a trace."""
-    settings = make_settings(workers, chunks, steps, batch_size, dim, layers, seed)
-    plan = pick_schedule(schedule, settings)
+    check_at_least_one(steps=steps)
+    plan = plan_schedule(schedule, schedule_file, workers, chunks)
+    config = model_config(plan, batch_size, dim, layers, seed)
+    emulate, link = emulation(compute, costs, latency)
     target = trace_target(trace, no_trace, f"{plan.name}.json")
     console = None if as_json else Console(highlight=False)
     if console is not None:
-        micro = settings.batch_size // settings.chunks
+        micro = config.batch_size // plan.microbatches
+        mode = " · emulated devices" if emulate else ""
         console.print(
-            f"[bold]pipenaut run[/] · {plan.name} · {settings.workers} workers · {settings.chunks} microbatches of "
-            f"~{micro} · MLP {settings.layers}×{settings.dim} ({_split_note(settings)}) · {settings.steps} steps"
+            f"[bold]pipenaut run[/] · {plan.name} · {plan.workers} workers · {plan.microbatches} microbatches of "
+            f"~{micro} · MLP {config.layers}×{config.dim} ({_split_note(config, plan.stages)}) · {steps} steps{mode}"
         )
-    result = _train(plan, settings, console)
+    result = _train(plan, config, steps, console, emulate, link, label="training")
     if target is not None:
         write_trace(target, [(f"{plan.name} (measured)", result.timeline)])
-    data = summary(result, target)
+    data = summary(result, target, link, emulate)
     if console is None:
         print(json.dumps(data))
         return
-    timeline, step = result.timeline, data["measured_step"]
-    console.print(f"\nMeasured step {step} (the median of {settings.steps} by wall time):")
-    console.print(render.bars(timeline, step, console.width))
-    formula = get_schedule_info(plan.name)
-    console.print(
-        f"step {data['step_time_s'] * 1e3:.1f} ms · bubble {data['bubble_measured']:.1%} measured, "
-        f"{data['bubble_formula']:.1%} theory {formula.bubble_formula} · peak activations "
-        f"{' '.join(map(str, data['peak_activations']))} (per worker) · loss {result.losses[0]:.4f} → {result.final_loss:.4f}"
-    )
-    note = _cores_note(settings.workers)
-    if note:
-        console.print(note, style="grey50")
+    _print_run(console, result, data)
     if target is not None:
         console.print(f"trace: {target} — {PERFETTO_HINT}")
 
 
 @app.command()
 def compare(
-    workers: WorkersOpt = 4,
-    chunks: ChunksOpt = 8,
+    workers: WorkersOpt = None,
+    chunks: ChunksOpt = None,
     steps: StepsOpt = 30,
     batch_size: BatchOpt = 256,
     dim: DimOpt = 256,
@@ -271,66 +357,128 @@ def compare(
     trace: TraceOpt = None,
     no_trace: NoTraceOpt = False,
     as_json: JsonOpt = False,
+    compute: ComputeOpt = Compute.real,
+    costs: EmulateCostsOpt = None,
+    latency: LatencyOpt = 0.0,
 ) -> None:
     """Run every schedule with the same settings; one table and one combined trace."""
-    settings = make_settings(workers, chunks, steps, batch_size, dim, layers, seed)
-    plans = [pick_schedule(name, settings) for name in SCHEDULES]
+    check_at_least_one(steps=steps)
+    plans = [plan_schedule(name, None, workers, chunks) for name in SCHEDULES]
+    configs = [model_config(plan, batch_size, dim, layers, seed) for plan in plans]
+    emulate, link = emulation(compute, costs, latency)
     target = trace_target(trace, no_trace, "compare.json")
     console = None if as_json else Console(highlight=False)
-    results = [_train(plan, settings, console, label="compare") for plan in plans]
+    results = [_train(plan, config, steps, console, emulate, link, label="compare") for plan, config in zip(plans, configs)]
     if target is not None:
         write_trace(target, [(f"{r.schedule.name} (measured)", r.timeline) for r in results])
-    runs = [summary(r, target) for r in results]
+    runs = [summary(r, target, link, emulate) for r in results]
     if console is None:
         print(json.dumps({"runs": runs, "trace": str(target) if target is not None else None}))
         return
     naive = runs[0]["step_time_s"]
-    table = Table(title=f"{settings.workers} workers · {settings.chunks} microbatches · {settings.steps} steps (median step)")
-    for column in ["schedule", "step time", "speedup vs naive", "bubble measured", "bubble theory", "peak activations", "final loss"]:
+    table = Table(title=f"{plans[0].workers} workers · {plans[0].microbatches} microbatches · {steps} steps · median step")
+    for column in ["schedule", "step", "speedup", "bubble measured", "predicted", "theory", "peak act.", "loss"]:
         table.add_column(column, justify="left" if column == "schedule" else "right")
-    for run_data, plan in zip(runs, plans):
+    for data in runs:
         table.add_row(
-            plan.name,
-            f"{run_data['step_time_s'] * 1e3:.1f} ms",
-            f"{naive / run_data['step_time_s']:.2f}×",
-            f"{run_data['bubble_measured']:.1%}",
-            f"{run_data['bubble_formula']:.1%} {get_schedule_info(plan.name).bubble_formula}",
-            " ".join(map(str, run_data["peak_activations"])),
-            f"{run_data['final_loss']:.4f}" if run_data["final_loss"] is not None else "nan",
+            data["schedule"],
+            f"{data['step_time_s'] * 1e3:.1f} ms",
+            f"{naive / data['step_time_s']:.2f}×",
+            f"{data['bubble_measured']:.1%}",
+            f"{data['bubble_predicted']:.1%}",
+            _percent(data["bubble_formula"]),
+            " ".join(map(str, data["peak_activations"])),
+            f"{data['final_loss']:.4f}" if data["final_loss"] is not None else "nan",
         )
     console.print(table)
-    note = _cores_note(settings.workers)
-    if note:
-        console.print(note, style="grey50")
+    console.print(
+        "speedup: naive's step time over the schedule's · predicted: the simulator fed with the mean "
+        "measured action times · theory: " + ", ".join(f"{name} {info.bubble_formula}" for name, info in SCHEDULES.items()),
+        style="grey50",
+    )
+    for data in runs:
+        note = _disagreement(data)
+        if note:
+            console.print(f"{data['schedule']}: {note}", style="grey50")
     if target is not None:
         console.print(f"trace: {target} (one process per schedule) — {PERFETTO_HINT}")
+
+
+@app.command("simulate")
+def simulate_command(
+    name: Annotated[Optional[str], typer.Argument(help=f"One of: {schedule_names()}; or use --schedule-file.", show_default=False)] = None,
+    workers: WorkersOpt = None,
+    chunks: ChunksOpt = None,
+    costs: Annotated[str, typer.Option("--costs", help="Milliseconds per action kind, e.g. F=1,B=2 or F=1,I=1,W=1 (B defaults to I+W).")] = "F=1,B=2",
+    latency: LatencyOpt = 0.0,
+    schedule_file: ScheduleFileOpt = None,
+    trace: Annotated[Optional[Path], typer.Option("--trace", help="Also write the predicted timeline as a Perfetto trace.", show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict a schedule's timeline with the discrete-event simulator; nothing is trained."""
+    if name is None and schedule_file is None:
+        fail(f"name a schedule ({schedule_names()}) or pass --schedule-file FILE")
+    plan = plan_schedule(name, schedule_file, workers, chunks)
+    predicted_costs = costs_in_seconds(costs, latency)
+    target = trace_target(trace, False, None)
+    timeline = simulate(plan, predicted_costs)
+    if target is not None:
+        write_trace(target, [(f"{plan.name} (simulated)", timeline)])
+    formula = theory_bubble(plan)
+    data = {
+        "schedule": plan.name,
+        "workers": plan.workers,
+        "chunks": plan.microbatches,
+        "stages": plan.stages,
+        "costs_ms": {kind: _ms(predicted_costs.of_kind(kind)) for kind in ("F", "B", "I", "W")},
+        "latency_ms": latency,
+        "makespan": _ms(timeline.makespan()),
+        "bubble": timeline.bubble(),
+        "bubble_formula": formula,
+        "peak_activations": timeline.peak_activations(),
+        "idle_per_worker": [_ms(idle) for idle in timeline.idle()],
+        "trace": str(target) if target is not None else None,
+    }
+    if as_json:
+        print(json.dumps(data))
+        return
+    console = Console(highlight=False)
+    console.print(f"[bold]pipenaut simulate[/] · {plan.name} · {plan.workers} workers · {plan.microbatches} microbatches · costs {costs} ms · latency {latency:g} ms")
+    console.print(render.bars(timeline, 0, console.width))
+    theory = f", {_percent(formula)} theory {get_schedule_info(plan.name).bubble_formula}" if formula is not None else ""
+    console.print(f"makespan {data['makespan']:.4g} ms · bubble {data['bubble']:.1%} simulated{theory}")
+    console.print(
+        f"peak activations per worker: {' '.join(map(str, data['peak_activations']))} · idle per worker (ms): "
+        + " ".join(f"{idle:.3g}" for idle in data["idle_per_worker"])
+    )
+    if target is not None:
+        console.print(f"trace: {target} — {PERFETTO_HINT}")
 
 
 @app.command()
 def explain(
     name: Annotated[str, typer.Argument(help=f"One of: {schedule_names()}.", show_default=False)],
-    workers: WorkersOpt = 4,
-    chunks: ChunksOpt = 8,
+    workers: WorkersOpt = None,
+    chunks: ChunksOpt = None,
 ) -> None:
     """How a schedule works: its diagram, bubble and memory, and where it is used."""
     try:
-        info: ScheduleInfo = get_schedule_info(name)
+        info = get_schedule_info(name)
     except ScheduleError as exc:
         fail(str(exc))
-    settings = make_settings(workers, chunks, 1, max(chunks, 1), 1, None, 0)
-    plan = pick_schedule(info.name, settings)
-    costs = Costs(F=1, B=2)
-    predicted = simulate(plan, costs)
+    plan = plan_schedule(info.name, None, workers, chunks)
+    predicted = simulate(plan, Costs(F=1e-3, B=2e-3))
+    p, m = plan.workers, plan.microbatches
     console = Console(highlight=False)
     console.print(f"[bold]{info.title}[/] ({info.name})\n")
     console.print(info.how + "\n")
-    console.print(f"Simulated with unit costs F=1, B=2, {settings.workers} workers, {settings.chunks} microbatches:")
+    console.print(f"Simulated with F=1 ms, B=2 ms, {p} workers, {m} microbatches:")
     console.print(render.bars(predicted, 0, console.width))
     console.print(
-        f"\nbubble: theory {info.bubble_formula} = {info.bubble(plan.workers, plan.microbatches):.1%}, "
-        f"simulated {predicted.bubble():.1%} (makespan {predicted.makespan():g} units)"
+        f"\nbubble: theory {info.bubble_formula} = {info.bubble(p, m):.1%}, "
+        f"simulated {predicted.bubble():.1%} (makespan {predicted.makespan() * 1e3:.4g} ms)"
     )
-    console.print(f"memory: theory {info.memory}")
+    console.print(f"memory: theory {info.memory}: {' '.join(map(str, info.peak_activations(p, m)))}")
     console.print(f"        simulated peak per worker: {' '.join(map(str, predicted.peak_activations()))}")
     console.print(f"used in: {info.used_in}")
     console.print(f"\nthe action lists (torch.distributed.pipelining grammar):\n{plan}")

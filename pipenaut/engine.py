@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from .actions import Action
 from .model import Adam, Stage
 from .schedule import Schedule
+from .simulator import Costs
 from .timeline import Span, Timeline
 
 
@@ -38,6 +39,7 @@ class _Stopped(Exception):
 
 
 _STOP = object()
+_SPIN = 2e-4  # seconds
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,25 @@ class Batch:
 
 
 class Engine:
-    def __init__(self, schedule: Schedule, stages: list[Stage], optimizers: list[Adam], data: Callable[[int], Batch]):
-        """``data(step)`` gives the batch of a step, cut into the schedule's microbatches."""
+    def __init__(
+        self,
+        schedule: Schedule,
+        stages: list[Stage],
+        optimizers: list[Adam],
+        data: Callable[[int], Batch],
+        emulate: Costs | None = None,
+        latency: float = 0.0,
+    ):
+        """``data(step)`` gives the batch of a step, cut into the schedule's microbatches.
+
+        ``emulate`` (seconds per action kind) pads every action, after its real kernel, to the
+        given duration, so the timing of a cluster of N devices can be felt on fewer cores.
+        ``latency`` (seconds) delays every message between two workers.
+        """
         if len(stages) != schedule.stages:
             raise ValueError(f"the schedule has {schedule.stages} stages, the model {len(stages)}")
         self.schedule, self.stages, self.optimizers, self.data = schedule, stages, optimizers, data
+        self.emulate, self.latency = emulate, latency
 
     def run(self, steps: int, on_step: Callable[[int, float], None] | None = None) -> tuple[Timeline, list[float]]:
         """Train for ``steps`` pipeline steps. Returns the measured timeline and each step's loss."""
@@ -168,7 +184,7 @@ class Engine:
             y = stage.forward(mb, x, self.batch.labels[mb], self.batch.weights[mb])
             self._record(worker, step, start, action)
             if not stage.is_last:
-                self._send(placement[action.stage + 1], (step, "activation", action.stage, mb), y)
+                self._send(placement[action.stage + 1], (step, "activation", action.stage, mb), y, worker)
         elif kind in ("B", "I"):
             grad = None
             if not stage.is_last:
@@ -179,17 +195,20 @@ class Engine:
                 stage.backward_weight(mb)
             self._record(worker, step, start, action)
             if action.stage > 0:
-                self._send(placement[action.stage - 1], (step, "gradient", action.stage, mb), grad)
+                self._send(placement[action.stage - 1], (step, "gradient", action.stage, mb), grad, worker)
         else:  # "W"
             start = self._now()
             stage.backward_weight(mb)
             self._record(worker, step, start, action)
 
     def _record(self, worker: int, step: int, start: float, action: Action) -> None:
+        if self.emulate is not None:
+            _sleep_until(self._origin + start + self.emulate.of(action))
         self._spans[worker].append(Span(worker, step, start, self._now(), action.kind, action))
 
-    def _send(self, worker: int, key: tuple, payload: np.ndarray) -> None:
-        self._inboxes[worker].put((key, payload))
+    def _send(self, worker: int, key: tuple, payload: np.ndarray, sender: int) -> None:
+        arrival = time.perf_counter() + (self.latency if worker != sender else 0.0)
+        self._inboxes[worker].put((key, (payload, arrival)))
 
     def _receive(self, worker: int, step: int, action: Action, key: tuple):
         pending, inbox = self._pending[worker], self._inboxes[worker]
@@ -198,15 +217,17 @@ class Engine:
                 self._file(pending, inbox.get_nowait())
             except queue.Empty:
                 break
-        if key not in pending:
-            start = self._now()
-            while key not in pending:
-                self._file(pending, inbox.get())
+        start, blocked = self._now(), key not in pending
+        while key not in pending:
+            self._file(pending, inbox.get())
+        payload, arrival = pending.pop(key)
+        if arrival > time.perf_counter():  # an emulated link: the message is not there before its latency
+            blocked = True
+            _sleep_until(arrival)
+        if blocked:
             producer = self.schedule.upstream(action)
-            self._spans[worker].append(
-                Span(worker, step, start, self._now(), "wait", producer, self.schedule.worker_of(producer))
-            )
-        return pending.pop(key)
+            self._spans[worker].append(Span(worker, step, start, self._now(), "wait", producer, self.schedule.worker_of(producer)))
+        return payload
 
     @staticmethod
     def _file(pending: dict, message) -> None:
@@ -214,6 +235,16 @@ class Engine:
             raise _Stopped
         key, payload = message
         pending[key] = payload
+
+
+def _sleep_until(deadline: float) -> None:
+    """Sleep, then yield in a short spin for the last stretch: a plain sleep overshoots by about
+    a tenth of a millisecond, which adds up over a pipeline of millisecond-long emulated actions."""
+    remaining = deadline - time.perf_counter()
+    if remaining > _SPIN:
+        time.sleep(remaining - _SPIN)
+    while time.perf_counter() < deadline:
+        time.sleep(0)  # releases the GIL on every turn
 
 
 def _shift(span: Span, by: float) -> Span:

@@ -41,7 +41,8 @@ def _cells(spans: list[Span], t0: float, t1: float, width: int) -> Text:
     for span in spans:
         if span.kind == "wait":
             continue  # waits are idle: the background
-        a, b = (span.start - t0) * scale, (span.end - t0) * scale
+        # rounded so that float noise (0.001 s * 2000 cells/s = 1.9999...) cannot shift a boundary
+        a, b = round((span.start - t0) * scale, 6), round((span.end - t0) * scale, 6)
         for cell in range(max(0, int(a)), min(width, int(b) + 1)):
             overlap = min(b, cell + 1) - max(a, cell)
             if overlap > cover[cell]:
@@ -71,14 +72,14 @@ def bars(timeline: Timeline, step: int, width: int) -> Group:
     t1 = t0 + timeline.step_time(step)
     label_width = len(f"worker {timeline.workers - 1} ")
     cells = max(10, width - label_width)
-    if timeline.source == "simulated" and t1 > t0 and cells >= t1 - t0:
-        cells = int(cells // (t1 - t0) * (t1 - t0))  # whole cells per time unit: unit costs draw crisply
-    unit, factor = ("ms", 1e3) if timeline.source == "measured" else ("", 1.0)
+    span_ms = (t1 - t0) * 1e3
+    if timeline.source == "simulated" and 0 < span_ms <= cells:
+        cells = int(cells // span_ms * span_ms)  # whole cells per millisecond: whole-ms costs draw crisply
     rows = []
     for w in range(timeline.workers):
         row = Text(f"worker {w}".ljust(label_width))
         row.append_text(_cells([s for s in spans if s.worker == w], t0, t1, cells))
         rows.append(row)
-    end = f"{(t1 - t0) * factor:.4g} {unit}".strip()
+    end = f"{span_ms:.4g} ms"
     axis = Text(" " * label_width + "0" + end.rjust(cells - 1), style="grey50")
     return Group(*rows, axis, legend())

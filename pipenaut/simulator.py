@@ -44,8 +44,11 @@ class Costs:
         if any(not s >= 0 for s in self.stage_scale):
             raise ValueError("stage cost multipliers must be >= 0")
 
+    def of_kind(self, kind: str) -> float:
+        return self.full_backward if kind == "B" else getattr(self, kind)
+
     def of(self, action: Action) -> float:
-        base = self.full_backward if action.kind == "B" else getattr(self, action.kind)
+        base = self.of_kind(action.kind)
         if action.stage < len(self.stage_scale):
             base *= self.stage_scale[action.stage]
         return base
@@ -53,6 +56,17 @@ class Costs:
     @property
     def full_backward(self) -> float:
         return self.I + self.W if self.B is None else self.B
+
+    def scaled(self, factor: float) -> Costs:
+        """The same costs in another unit, e.g. ``scaled(1e-3)`` from milliseconds to seconds."""
+        return Costs(
+            F=self.F * factor,
+            I=self.I * factor,
+            W=self.W * factor,
+            B=None if self.B is None else self.B * factor,
+            stage_scale=self.stage_scale,
+            latency=self.latency * factor,
+        )
 
     @classmethod
     def parse(cls, text: str, latency: float = 0.0) -> Costs:

@@ -10,7 +10,7 @@ import numpy as np
 from .engine import Batch, Engine
 from .model import Adam, ModelConfig, Stage, build_stages, make_dataset, split_microbatches
 from .schedule import Schedule
-from .simulator import validate
+from .simulator import Costs, validate
 from .timeline import Timeline
 
 
@@ -46,16 +46,21 @@ def train(
     config: ModelConfig = ModelConfig(),
     steps: int = 30,
     on_step: Callable[[int, float], None] | None = None,
+    emulate: Costs | None = None,
+    latency: float = 0.0,
 ) -> RunResult:
     """Train the MLP for ``steps`` pipeline steps under ``schedule`` on one thread per worker.
 
     The schedule is validated first, so a broken one raises :class:`ScheduleError` instead of
-    leaving threads waiting for each other.
+    leaving threads waiting for each other. ``emulate`` and ``latency`` (seconds) emulate devices
+    and links: see :class:`~pipenaut.engine.Engine`.
     """
     validate(schedule)
     stages = build_stages(config, schedule.stages)
     optimizers = [Adam(stage.params(), config.learning_rate) for stage in stages]
-    engine = Engine(schedule, stages, optimizers, lambda step: make_batch(config, schedule.microbatches, step))
+    engine = Engine(
+        schedule, stages, optimizers, lambda step: make_batch(config, schedule.microbatches, step), emulate, latency
+    )
     timeline, losses = engine.run(steps, on_step)
     return RunResult(schedule, config, timeline, losses, stages)
 

@@ -1,6 +1,7 @@
 """The command line through typer's test runner, output rendered at a fixed width."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -31,8 +32,8 @@ def test_run_prints_bars_stats_and_where_the_trace_went(invoke, tmp_path):
     bars = [line for line in out.splitlines() if line.startswith("worker ")]
     assert len(bars) == 4 and all(len(line) <= 100 for line in bars)
     assert all(set(line[len("worker 0 "):]) <= set("FB0123456789o·") for line in bars)
-    assert "measured" in out and "theory (p-1)/(m+p-1)" in out
-    assert "peak activations 4 3 2 1" in out
+    assert re.search(r"bubble \d+\.\d% measured, \d+\.\d% predicted, 27\.3% theory \(p-1\)/\(m\+p-1\)", out)
+    assert "peak activations per worker: 4 3 2 1" in out
     assert "trace: traces/1f1b.json" in out and "ui.perfetto.dev" in out
     assert json.loads((tmp_path / "traces" / "1f1b.json").read_text())["traceEvents"]
 
@@ -89,8 +90,9 @@ def test_explain_draws_from_a_unit_cost_simulation(invoke):
     result = invoke("explain", "1f1b")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "theory (p-1)/(m+p-1) = 27.3%, simulated 27.3% (makespan 33 units)" in out
-    assert "simulated peak per worker: 4 3 2 1" in out
+    assert "theory (p-1)/(m+p-1) = 27.3%, simulated 27.3% (makespan 33 ms)" in out
+    assert "(at most p): 4 3 2 1" in out and "simulated peak per worker: 4 3 2 1" in out
+    assert "worker 3 ······F0B0BBF1B1BBF2B2BB" in out  # drawn from the simulation, 2 cells per ms
     assert "Megatron" in out
     assert "worker 0: 0F0 0F1 0F2 0F3 0B0" in out
     assert sum(line.startswith("worker ") and "F" in line for line in out.splitlines()) >= 4
@@ -110,7 +112,7 @@ def test_explain_naive(invoke):
         (["run", "--dim", "-3"], "--dim must be at least 1"),
         (["run", "--layers", "0"], "--layers must be at least 1"),
         (["run", "--batch-size", "0"], "--batch-size must be at least 1"),
-        (["run", "-w", "4", "--layers", "3"], "3 layers cannot be split over 4 workers; pass --layers 4 or more"),
+        (["run", "-w", "4", "--layers", "3"], "3 layers cannot be split over 4 stages; pass --layers 4 or more"),
         (["run", "--batch-size", "4", "-c", "8"], "a batch of 4 cannot be cut into 8 microbatches"),
         (["run", "-s", "zigzag"], "unknown schedule 'zigzag'; choose one of: naive, gpipe, 1f1b"),
         (["run", "--trace", "traces"], "cannot write the trace to traces"),
