@@ -59,12 +59,14 @@ class Schedule:
         """:meth:`prerequisites` of every action, computed once in one tight loop: schedules of
         a hundred thousand actions are simulated interactively."""
         existing = {a: a for row in self.actions for a in row}  # reuse, rather than rebuild, actions
+        try:
+            return self._prerequisites_from(existing.__getitem__)
+        except KeyError:  # an incomplete schedule: name the missing actions all the same
+            return self._prerequisites_from(lambda key: existing.get(key) or Action._make(key))
+
+    def _prerequisites_from(self, get) -> dict[Action, tuple[Action, ...]]:
         backward_kind = {(s, mb): k for row in self.actions for s, k, mb in row if k in ("B", "I")}
         last = self.stages - 1
-
-        def get(key: tuple[int, str, int]) -> Action:
-            return existing.get(key) or Action._make(key)
-
         result = {}
         for row in self.actions:
             for a in row:

@@ -15,7 +15,8 @@ from .schedule import Schedule, ScheduleError
 
 
 def _one_stage_per_worker(name: str, orders: list[list[tuple[str, int]]], m: int) -> Schedule:
-    actions = tuple(tuple(Action._make((w, kind, mb)) for kind, mb in order) for w, order in enumerate(orders))
+    new = tuple.__new__  # Action's constructor without its Python-level wrapper: schedules get large
+    actions = tuple(tuple(new(Action, (w, kind, mb)) for kind, mb in order) for w, order in enumerate(orders))
     return Schedule(name, tuple(range(len(orders))), m, actions)
 
 

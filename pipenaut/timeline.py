@@ -106,15 +106,19 @@ class Timeline:
             compute_end = any_end = start
             busy, held, peak = [0.0] * self.workers, [0] * self.workers, [0] * self.workers
             for s in self.spans_of_step(step):  # each worker's spans are in the order it ran them
-                any_end = max(any_end, s.end)
-                if s.kind in COMPUTE_KINDS:
-                    compute_end = max(compute_end, s.end)
-                    busy[s.worker] += s.end - s.start
-                    if s.kind == "F":
-                        held[s.worker] += 1
-                        peak[s.worker] = max(peak[s.worker], held[s.worker])
-                    elif s.kind != "I":  # B and W free the stash
-                        held[s.worker] -= 1
+                worker, _, begin, end, kind = s[:5]
+                if end > any_end:
+                    any_end = end
+                if kind in COMPUTE_KINDS:
+                    if end > compute_end:
+                        compute_end = end
+                    busy[worker] += end - begin
+                    if kind == "F":
+                        held[worker] += 1
+                        if held[worker] > peak[worker]:
+                            peak[worker] = held[worker]
+                    elif kind != "I":  # B and W free the stash
+                        held[worker] -= 1
             self._summaries[step] = (compute_end - start, any_end - start, busy, peak)
         return self._summaries[step]
 
