@@ -9,6 +9,8 @@ Build a schedule (data), simulate it, run it on worker threads, export the timel
     pipenaut.write_trace("traces/1f1b.json", [("1f1b", result.timeline)])
 """
 
+__version__ = "0.1.0"
+
 from .actions import Action, ActionError
 from .engine import PipelineError
 from .model import ModelConfig

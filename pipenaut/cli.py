@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import render
+from . import __version__, render
 from .engine import PipelineError
 from .model import ModelConfig, layer_split
 from .schedule import Schedule, ScheduleError, read_schedule_file
@@ -47,11 +47,18 @@ class _OneLineErrors(typer.core.TyperGroup):
             code = self._report(str(exc), exc.exit_code)
         except typer.Abort:
             code = self._report("aborted", 1)
+        except MemoryError:
+            code = self._report("out of memory; pass a smaller --dim, --batch-size or --layers", 1)
         except Exception as exc:  # typer's parsing errors: duck-typed, they moved between releases
             if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
                 raise
-            hint = " (see --help)" if exc.exit_code == 2 else ""
-            code = self._report(exc.format_message() + hint, exc.exit_code)
+            message = exc.format_message()
+            if message:  # an empty one follows the help text that `pipenaut` alone prints
+                code = self._report(message + (" (see --help)" if exc.exit_code == 2 else ""), exc.exit_code)
+            else:
+                code = exc.exit_code
+        if code == 130:
+            self._report("interrupted; nothing was written", 130)
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -75,6 +82,16 @@ PERFETTO_HINT = "open https://ui.perfetto.dev, click 'Open trace file' and pick 
 
 def fail(message: str) -> None:
     raise UsageProblem(message)
+
+
+def make_console() -> Console:
+    # soft_wrap: long lines are left for the terminal to wrap, never broken mid-phrase when piped
+    return Console(highlight=False, soft_wrap=True)
+
+
+def plural(count: int, noun: str) -> str:
+    ending = "" if count == 1 else ("es" if noun.endswith("ch") else "s")
+    return f"{count} {noun}{ending}"
 
 
 # -- checking input: everything is checked before anything runs or any file is written ---------
@@ -109,6 +126,8 @@ def plan_schedule(name: str | None, schedule_file: Path | None, workers: int | N
 
 def model_config(schedule: Schedule, batch_size: int, dim: int, layers: int | None, seed: int) -> ModelConfig:
     check_at_least_one(batch_size=batch_size, dim=dim, layers=layers)
+    if seed < 0:
+        fail(f"--seed must be 0 or more (got {seed})")
     stages = schedule.stages
     if layers is None:
         layers = max(8, stages)
@@ -119,7 +138,21 @@ def model_config(schedule: Schedule, batch_size: int, dim: int, layers: int | No
             f"a batch of {batch_size} cannot be cut into {schedule.microbatches} microbatches; "
             f"pass --batch-size {schedule.microbatches} or more, or fewer --chunks"
         )
-    return ModelConfig(dim=dim, layers=layers, batch_size=batch_size, seed=seed)
+    config = ModelConfig(dim=dim, layers=layers, batch_size=batch_size, seed=seed)
+    need, have = config.estimated_bytes(), _physical_memory()
+    if have and need > 0.8 * have:
+        fail(
+            f"this model needs about {need / 2**30:.3g} GiB, more than this machine's {have / 2**30:.3g} GiB "
+            "can hold; pass a smaller --dim, --batch-size or --layers"
+        )
+    return config
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on every platform
+        return None
 
 
 def costs_in_seconds(text: str, latency_ms: float) -> Costs:
@@ -147,15 +180,28 @@ def emulation(compute: Compute, costs: str | None, latency_ms: float) -> tuple[C
     return (parsed if compute is Compute.emulate else None), parsed.latency
 
 
-def trace_target(trace: Optional[Path], no_trace: bool, default: str | None) -> Optional[Path]:
+def trace_target(trace: Optional[str], no_trace: bool, default: str | None) -> Optional[Path]:
+    if no_trace and trace is not None:
+        fail("--trace and --no-trace contradict each other; pass one of them")
     if no_trace or (trace is None and default is None):
         return None
-    path = trace if trace is not None else Path("traces") / default
+    if trace is not None and (trace == "" or trace.endswith(("/", os.sep))):
+        fail(f"--trace {trace!r} names a folder, not a file; pass a file name such as {trace or 'traces/'}run.json")
+    path = Path(trace) if trace is not None else Path("traces") / default
     try:
         return check_writable(path)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         fail(f"cannot write the trace to {path}: {reason}; pass another --trace PATH, or --no-trace")
+
+
+def save_trace(target: Path, runs: list[tuple[str, Timeline]]) -> None:
+    """Write the trace; a failure now (the disk filled up during the run) is one line, exit 1."""
+    try:
+        write_trace(target, runs)
+    except OSError as exc:
+        print(f"error: could not write the trace to {target}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
 # -- numbers -----------------------------------------------------------------------------------
@@ -238,7 +284,7 @@ def _disagreement(data: dict) -> str | None:
 def _split_note(config: ModelConfig, stages: int) -> str:
     split = layer_split(config.layers, stages)
     if len(set(split)) == 1:
-        return f"{split[0]} layer{'s' if split[0] > 1 else ''} per stage"
+        return f"{plural(split[0], 'layer')} per stage"
     return f"layers per stage {split}: {config.layers} does not divide by {stages}, the first stages take one more"
 
 
@@ -285,14 +331,14 @@ def _print_run(console: Console, result: RunResult, data: dict) -> None:
         console.print(note, style="grey50")
 
 
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-w", help="Pipeline devices (one thread each). [default: 4]", show_default=False)]
-ChunksOpt = Annotated[Optional[int], typer.Option("--chunks", "-c", help="Microbatches per step. [default: 8]", show_default=False)]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-w", help="Pipeline devices (one thread each). \\[default: 4]", show_default=False)]
+ChunksOpt = Annotated[Optional[int], typer.Option("--chunks", "-c", help="Microbatches per step. \\[default: 8]", show_default=False)]
 StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps (one pipeline flush + Adam step each).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Samples per step, cut into --chunks microbatches.")]
 DimOpt = Annotated[int, typer.Option("--dim", help="Width of the MLP's hidden layers.")]
-LayersOpt = Annotated[Optional[int], typer.Option("--layers", help="Hidden layers, spread over the stages. [default: 8, or one per stage]", show_default=False)]
+LayersOpt = Annotated[Optional[int], typer.Option("--layers", help="Hidden layers, spread over the stages. \\[default: 8, or one per stage]", show_default=False)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the weights and the synthetic data.")]
-TraceOpt = Annotated[Optional[Path], typer.Option("--trace", help="Where to write the Perfetto trace (Chrome JSON).", show_default=False)]
+TraceOpt = Annotated[Optional[str], typer.Option("--trace", help="Where to write the Perfetto trace (Chrome JSON). \\[default: traces/<schedule>.json]", show_default=False)]
 NoTraceOpt = Annotated[bool, typer.Option("--no-trace", help="Write no trace file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 ScheduleFileOpt = Annotated[Optional[Path], typer.Option("--schedule-file", help="A schedule of your own: one line of actions per worker (e.g. 0F0 0F1 0B0 0B1), or a torch.distributed.pipelining CSV.", show_default=False)]
@@ -303,7 +349,7 @@ LatencyOpt = Annotated[float, typer.Option("--latency", help="Milliseconds every
 
 @app.command()
 def run(
-    schedule: Annotated[Optional[str], typer.Option("--schedule", "-s", help=f"One of: {schedule_names()}. [default: 1f1b]", show_default=False)] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", "-s", help=f"One of: {schedule_names()}. \\[default: 1f1b]", show_default=False)] = None,
     workers: WorkersOpt = None,
     chunks: ChunksOpt = None,
     steps: StepsOpt = 30,
@@ -325,17 +371,17 @@ def run(
     config = model_config(plan, batch_size, dim, layers, seed)
     emulate, link = emulation(compute, costs, latency)
     target = trace_target(trace, no_trace, f"{plan.name}.json")
-    console = None if as_json else Console(highlight=False)
+    console = None if as_json else make_console()
     if console is not None:
         micro = config.batch_size // plan.microbatches
         mode = " · emulated devices" if emulate else ""
         console.print(
-            f"[bold]pipenaut run[/] · {plan.name} · {plan.workers} workers · {plan.microbatches} microbatches of "
-            f"~{micro} · MLP {config.layers}×{config.dim} ({_split_note(config, plan.stages)}) · {steps} steps{mode}"
+            f"[bold]pipenaut run[/] · {plan.name} · {plural(plan.workers, 'worker')} · {plural(plan.microbatches, 'microbatch')} of "
+            f"~{micro} · MLP {config.layers}×{config.dim} ({_split_note(config, plan.stages)}) · {plural(steps, 'step')}{mode}"
         )
     result = _train(plan, config, steps, console, emulate, link, label="training")
     if target is not None:
-        write_trace(target, [(f"{plan.name} (measured)", result.timeline)])
+        save_trace(target, [(f"{plan.name} (measured)", result.timeline)])
     data = summary(result, target, link, emulate)
     if console is None:
         print(json.dumps(data))
@@ -367,16 +413,16 @@ def compare(
     configs = [model_config(plan, batch_size, dim, layers, seed) for plan in plans]
     emulate, link = emulation(compute, costs, latency)
     target = trace_target(trace, no_trace, "compare.json")
-    console = None if as_json else Console(highlight=False)
+    console = None if as_json else make_console()
     results = [_train(plan, config, steps, console, emulate, link, label="compare") for plan, config in zip(plans, configs)]
     if target is not None:
-        write_trace(target, [(f"{r.schedule.name} (measured)", r.timeline) for r in results])
+        save_trace(target, [(f"{r.schedule.name} (measured)", r.timeline) for r in results])
     runs = [summary(r, target, link, emulate) for r in results]
     if console is None:
         print(json.dumps({"runs": runs, "trace": str(target) if target is not None else None}))
         return
     naive = runs[0]["step_time_s"]
-    table = Table(title=f"{plans[0].workers} workers · {plans[0].microbatches} microbatches · {steps} steps · median step")
+    table = Table(title=f"{plural(plans[0].workers, 'worker')} · {plural(plans[0].microbatches, 'microbatch')} · {plural(steps, 'step')} · median step")
     for column in ["schedule", "step", "speedup", "bubble measured", "predicted", "theory", "peak act.", "loss"]:
         table.add_column(column, justify="left" if column == "schedule" else "right")
     for data in runs:
@@ -412,7 +458,7 @@ def simulate_command(
     costs: Annotated[str, typer.Option("--costs", help="Milliseconds per action kind, e.g. F=1,B=2 or F=1,I=1,W=1 (B defaults to I+W).")] = "F=1,B=2",
     latency: LatencyOpt = 0.0,
     schedule_file: ScheduleFileOpt = None,
-    trace: Annotated[Optional[Path], typer.Option("--trace", help="Also write the predicted timeline as a Perfetto trace.", show_default=False)] = None,
+    trace: Annotated[Optional[str], typer.Option("--trace", help="Also write the predicted timeline as a Perfetto trace.", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict a schedule's timeline with the discrete-event simulator; nothing is trained."""
@@ -423,7 +469,7 @@ def simulate_command(
     target = trace_target(trace, False, None)
     timeline = simulate(plan, predicted_costs)
     if target is not None:
-        write_trace(target, [(f"{plan.name} (simulated)", timeline)])
+        save_trace(target, [(f"{plan.name} (simulated)", timeline)])
     formula = theory_bubble(plan)
     data = {
         "schedule": plan.name,
@@ -442,8 +488,8 @@ def simulate_command(
     if as_json:
         print(json.dumps(data))
         return
-    console = Console(highlight=False)
-    console.print(f"[bold]pipenaut simulate[/] · {plan.name} · {plan.workers} workers · {plan.microbatches} microbatches · costs {costs} ms · latency {latency:g} ms")
+    console = make_console()
+    console.print(f"[bold]pipenaut simulate[/] · {plan.name} · {plural(plan.workers, 'worker')} · {plural(plan.microbatches, 'microbatch')} · costs {costs} ms · latency {latency:g} ms")
     console.print(render.bars(timeline, 0, console.width))
     theory = f", {_percent(formula)} theory {get_schedule_info(plan.name).bubble_formula}" if formula is not None else ""
     console.print(f"makespan {data['makespan']:.4g} ms · bubble {data['bubble']:.1%} simulated{theory}")
@@ -469,10 +515,10 @@ def explain(
     plan = plan_schedule(info.name, None, workers, chunks)
     predicted = simulate(plan, Costs(F=1e-3, B=2e-3))
     p, m = plan.workers, plan.microbatches
-    console = Console(highlight=False)
+    console = make_console()
     console.print(f"[bold]{info.title}[/] ({info.name})\n")
     console.print(info.how + "\n")
-    console.print(f"Simulated with F=1 ms, B=2 ms, {p} workers, {m} microbatches:")
+    console.print(f"Simulated with F=1 ms, B=2 ms, {plural(p, 'worker')}, {plural(m, 'microbatch')}:")
     console.print(render.bars(predicted, 0, console.width))
     console.print(
         f"\nbubble: theory {info.bubble_formula} = {info.bubble(p, m):.1%}, "
@@ -482,6 +528,19 @@ def explain(
     console.print(f"        simulated peak per worker: {' '.join(map(str, predicted.peak_activations()))}")
     console.print(f"used in: {info.used_in}")
     console.print(f"\nthe action lists (torch.distributed.pipelining grammar):\n{plan}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"pipenaut {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Experience pipeline parallelism: train a numpy MLP on one thread per pipeline device."""
 
 
 def main() -> None:

@@ -33,6 +33,29 @@ class ModelConfig:
     learning_rate: float = 2e-3
     dtype: str = "float32"
 
+    def __post_init__(self) -> None:
+        for name in ("dim", "layers", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.classes, int) or self.classes < 2:
+            raise ValueError(f"classes must be an integer >= 2, got {self.classes!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not 0 < self.learning_rate < float("inf"):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    def estimated_bytes(self) -> int:
+        """A generous upper bound of the memory a run needs: parameters with their gradients and
+        two Adam moments, and every layer's stashed input and mask for the whole batch (GPipe holds
+        them all at once), plus the batch itself."""
+        itemsize = np.dtype(self.dtype).itemsize
+        parameters = self.layers * (self.dim * self.dim + self.dim) + (self.dim + 1) * self.classes
+        activations = self.batch_size * self.dim * (self.layers * (itemsize + 1) + 4 * itemsize)
+        return 4 * parameters * itemsize + activations
+
 
 SIGNAL = 0.25  # class signal against unit noise: learnable, not instantly
 
@@ -160,7 +183,7 @@ def build_stages(config: ModelConfig, stages: int) -> list[Stage]:
     however it is cut: a pipelined run and the sequential reference start from identical weights.
     """
     if config.layers < stages:
-        raise ValueError(f"{config.layers} layers cannot fill {stages} stages")
+        raise ValueError(f"{config.layers} layers cannot fill {stages} stages; use at least {stages} layers")
     rng = np.random.default_rng(config.seed)
     dtype = np.dtype(config.dtype)
 

@@ -8,6 +8,8 @@ A span wide enough shows its microbatch number right after its letter.
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Group
 from rich.text import Text
 
@@ -24,9 +26,15 @@ GLYPHS = {
 IDLE = GLYPHS["wait"]
 
 
-def legend() -> Text:
+LABELS = {"F": "forward", "B": "backward", "I": "input-grad", "W": "weight-grad", "wait": "idle", "optimizer": "optimizer"}
+
+
+def legend(kinds: set[str]) -> Text:
+    """The legend of the glyphs that appear (idle always does)."""
     text = Text("legend: ")
-    for kind, label in [("F", "forward"), ("B", "backward"), ("I", "input-grad"), ("W", "weight-grad"), ("wait", "idle"), ("optimizer", "optimizer")]:
+    for kind, label in LABELS.items():
+        if kind not in kinds and kind != "wait":
+            continue
         glyph, style = GLYPHS[kind]
         text.append(glyph, style)
         text.append(f" {label}  ")
@@ -34,19 +42,30 @@ def legend() -> Text:
 
 
 def _cells(spans: list[Span], t0: float, t1: float, width: int) -> Text:
-    """Paint one worker's row: each cell takes the span that covers most of it."""
+    """Paint one worker's row: each cell shows what covers most of its time, idle included, so
+    the bars show the bubble as large as it was."""
     scale = width / (t1 - t0) if t1 > t0 else 0.0
     owner: list[Span | None] = [None] * width
-    cover = [0.0] * width
+    cover = [0.0] * width  # the largest share of the cell one span covers
+    busy = [0.0] * width  # the share of the cell any span covers
     for span in spans:
         if span.kind == "wait":
             continue  # waits are idle: the background
         # rounded so that float noise (0.001 s * 2000 cells/s = 1.9999...) cannot shift a boundary
         a, b = round((span.start - t0) * scale, 6), round((span.end - t0) * scale, 6)
-        for cell in range(max(0, int(a)), min(width, int(b) + 1)):
+        for cell in range(max(0, int(a)), min(width, math.ceil(b))):
             overlap = min(b, cell + 1) - max(a, cell)
+            busy[cell] += overlap
             if overlap > cover[cell]:
                 owner[cell], cover[cell] = span, overlap
+    for cell in range(width):
+        if cover[cell] < 1.0 - busy[cell]:  # idle covers more of this cell than any span
+            owner[cell] = None
+    shown = set(map(id, owner))
+    for span in spans:  # an action shorter than a cell still gets the idle cell at its middle
+        middle = min(width - 1, int((span.start + span.end) / 2 * scale - t0 * scale))
+        if span.kind != "wait" and id(span) not in shown and owner[middle] is None:
+            owner[middle] = span
     row = Text()
     cell = 0
     while cell < width:
@@ -82,4 +101,4 @@ def bars(timeline: Timeline, step: int, width: int) -> Group:
         rows.append(row)
     end = f"{span_ms:.4g} ms"
     axis = Text(" " * label_width + "0" + end.rjust(cells - 1), style="grey50")
-    return Group(*rows, axis, legend())
+    return Group(*rows, axis, legend({s.kind for s in spans}))

@@ -130,6 +130,8 @@ def schedule_names() -> str:
 
 
 def get_schedule_info(name: str) -> ScheduleInfo:
+    if not isinstance(name, str):
+        raise ScheduleError(f"a schedule name is a string, one of: {schedule_names()} (got {name!r})")
     try:
         return SCHEDULES[name.lower()]
     except KeyError:
@@ -138,6 +140,7 @@ def get_schedule_info(name: str) -> ScheduleInfo:
 
 def build_schedule(name: str, workers: int, microbatches: int) -> Schedule:
     """Build a built-in schedule by name, e.g. ``build_schedule("1f1b", 4, 8)``."""
-    if workers < 1 or microbatches < 1:
-        raise ScheduleError("a schedule needs at least 1 worker and 1 microbatch")
+    for what, value in (("workers", workers), ("microbatches", microbatches)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ScheduleError(f"{what} must be an integer >= 1, got {value!r}")
     return get_schedule_info(name).build(workers, microbatches)

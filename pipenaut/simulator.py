@@ -97,6 +97,8 @@ def validate(schedule: Schedule) -> None:
 
 def simulate(schedule: Schedule, costs: Costs = Costs()) -> Timeline:
     """Predict the timeline of one pipeline step of ``schedule`` under ``costs``."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"expected a Schedule, got {type(schedule).__name__}; build one with build_schedule() or parse_schedule()")
     with _collector_paused():
         _check_actions(schedule)
         return _run_events(schedule, costs)

@@ -87,16 +87,40 @@ def trace_events(timeline: Timeline, pid: int, process_name: str, sort_index: in
 
 
 def check_writable(path: str | Path) -> Path:
-    """Fail early, before any training, if ``path`` cannot be written. Creates missing folders."""
-    path = Path(path)
-    if path.is_dir():
-        raise OSError(f"{path} is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=True):
-        pass
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OSError(f"{path} is not writable")
-    return path
+    """Fail early, before any training, if a trace cannot be written to ``path``.
+
+    Refuses anything but a regular file (a device such as /dev/null, a FIFO or a directory would
+    be replaced, not written to); a symbolic link is followed to its target. Probes the folder
+    with a temporary file and leaves no folder behind that it had to create for the probe.
+    """
+    target = _destination(path)
+    missing = []
+    folder = target.parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    try:
+        for created in reversed(missing):
+            created.mkdir()
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=True):
+            pass
+    finally:
+        for created in missing:
+            if created.exists():
+                created.rmdir()
+    if target.exists() and not os.access(target, os.W_OK):
+        raise PermissionError(13, "Permission denied")
+    return Path(path)
+
+
+def _destination(path: str | Path) -> Path:
+    """The regular file a trace at ``path`` lands in (a link is followed to its target)."""
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    if target.exists() and not target.is_file():
+        raise OSError(f"it is not a regular file (a device, socket or pipe): {path}")
+    return target
 
 
 def write_trace(path: str | Path, runs: list[tuple[str, Timeline]]) -> Path:
@@ -104,22 +128,22 @@ def write_trace(path: str | Path, runs: list[tuple[str, Timeline]]) -> Path:
 
     The file appears whole or not at all: it is written next to its destination and renamed.
     """
-    path = Path(path)
+    target = _destination(path)
     events = []
     for index, (name, timeline) in enumerate(runs):
         events += trace_events(timeline, pid=index + 1, process_name=name, sort_index=index)
     text = json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}, allow_nan=False, separators=(",", ":"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a trace is an ordinary file
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
         raise
-    return path
+    return Path(path)
 
 
 def _umask() -> int:

@@ -56,6 +56,10 @@ def train(
     and links: see :class:`~pipenaut.engine.Engine`.
     """
     validate(schedule)
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if config.batch_size < schedule.microbatches:
+        raise ValueError(f"a batch of {config.batch_size} cannot be cut into {schedule.microbatches} microbatches")
     stages = build_stages(config, schedule.stages)
     optimizers = [Adam(stage.params(), config.learning_rate) for stage in stages]
     engine = Engine(

@@ -153,3 +153,50 @@ def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "pipenaut", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "run" in result.stdout and "compare" in result.stdout and "explain" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "--seed", "-1"], "--seed must be 0 or more"),
+        (["run", "--dim", "1000000"], "GiB, more than this machine's"),
+        (["run", "--batch-size", "100000000000", "--dim", "8"], "pass a smaller --dim, --batch-size or --layers"),
+        (["run", "--trace", "/dev/null"], "not a regular file"),
+        (["run", "--trace", "newdir/"], "names a folder, not a file"),
+        (["run", "--trace", "a.json", "--no-trace"], "--trace and --no-trace contradict"),
+    ],
+)
+def test_more_bad_input(invoke, tmp_path, args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_trace_through_a_symlink_writes_the_target_and_keeps_the_link(invoke, tmp_path):
+    (tmp_path / "real.json").write_text("old")
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
+    assert invoke("run", *SMALL, "--trace", "link.json").exit_code == 0
+    assert (tmp_path / "link.json").is_symlink()
+    assert json.loads((tmp_path / "real.json").read_text())["traceEvents"]
+
+
+def test_a_failed_probe_leaves_no_folders_behind(invoke, tmp_path):
+    result = invoke("run", *SMALL, "--layers", "1", "--trace", "deep/er/t.json")
+    assert result.exit_code == 2
+    assert not (tmp_path / "deep").exists()
+
+
+def test_bare_command_prints_help_and_no_empty_error(invoke):
+    result = invoke()
+    assert "Usage" in result.stdout and "error" not in result.output
+
+
+def test_version(invoke):
+    assert invoke("--version").stdout.strip() == "pipenaut 0.1.0"
+
+
+def test_help_shows_the_computed_defaults():
+    out = CliRunner().invoke(app, ["run", "--help"], env={**ENV, "COLUMNS": "200"}).stdout
+    assert "[default: 8, or one per" in out and "[default: traces/<schedule>.json]" in out

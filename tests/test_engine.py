@@ -129,3 +129,21 @@ def test_a_deadlocking_schedule_is_refused_before_any_thread_starts():
     with pytest.raises(ScheduleError, match="deadlock"):
         train(schedule, ModelConfig(dim=4, layers=2, batch_size=2), steps=1)
     assert _running_workers() == []
+
+
+def test_bad_training_settings_are_refused_before_threads_start():
+    with pytest.raises(ValueError, match="a batch of 8 cannot be cut into 16 microbatches"):
+        train(build_schedule("gpipe", 2, 16), ModelConfig(batch_size=8, dim=4, layers=2))
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        train(build_schedule("gpipe", 2, 2), ModelConfig(batch_size=8, dim=4, layers=2), steps=0)
+    with pytest.raises(ValueError, match="use at least 4 layers"):
+        train(build_schedule("gpipe", 4, 2), ModelConfig(batch_size=8, dim=4, layers=2))
+    assert _running_workers() == []
+
+
+@pytest.mark.parametrize(
+    "field,value", [("dim", 0), ("layers", 0), ("batch_size", -1), ("seed", -1), ("classes", 1), ("learning_rate", 0.0), ("dtype", "int8")]
+)
+def test_model_config_refuses_impossible_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        ModelConfig(**{field: value})

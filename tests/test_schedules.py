@@ -53,3 +53,14 @@ def test_unknown_schedule_lists_the_valid_ones():
 def test_builders_refuse_empty_pipelines(workers, microbatches):
     with pytest.raises(ScheduleError):
         build_schedule("1f1b", workers, microbatches)
+
+
+@pytest.mark.parametrize("args", [(None, 4, 8), ("1f1b", 4, "8"), ("1f1b", 2.5, 8), ("1f1b", True, 8)])
+def test_builders_refuse_values_of_the_wrong_type(args):
+    with pytest.raises(ScheduleError):
+        build_schedule(*args)
+
+
+def test_validate_refuses_text_with_a_hint():
+    with pytest.raises(TypeError, match="parse_schedule"):
+        validate("0F0 0B0")
