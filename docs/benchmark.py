@@ -58,8 +58,9 @@ def emulation_vs_simulator(repeats: int) -> None:
 
 
 def simulator_speed(repeats: int) -> None:
-    times = []
+    times, timeline = [], None
     for _ in range(repeats):
+        del timeline  # freeing the previous run's timeline is not part of this one
         started = time.perf_counter()
         timeline = simulate(build_schedule("1f1b", 64, 1024), Costs(F=1, B=2))
         timeline.bubble()

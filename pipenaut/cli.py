@@ -303,7 +303,7 @@ def _train(schedule: Schedule, config: ModelConfig, steps: int, console: Console
                 schedule,
                 config,
                 steps,
-                on_step=lambda step, loss: progress.update(task, completed=step + 1, loss=f"{loss:.4f}"),
+                on_step=lambda step, loss: progress.update(task, completed=step + 1, loss=f"{loss:.4f}" if math.isfinite(loss) else "-"),
                 emulate=emulate,
                 latency=latency,
             )
@@ -322,10 +322,12 @@ def _print_run(console: Console, result: RunResult, data: dict) -> None:
         f"step {data['step_time_s'] * 1e3:.1f} ms · bubble {data['bubble_measured']:.1%} measured, "
         f"{data['bubble_predicted']:.1%} predicted, {theory}"
     )
-    console.print(
-        f"peak activations per worker: {' '.join(map(str, data['peak_activations']))} · "
+    loss = (
         f"loss {result.losses[0]:.4f} → {result.final_loss:.4f}"
+        if data["final_loss"] is not None
+        else "no loss: emulated devices compute nothing"
     )
+    console.print(f"peak activations per worker: {' '.join(map(str, data['peak_activations']))} · {loss}")
     note = _disagreement(data)
     if note:
         console.print(note, style="grey50")
@@ -342,8 +344,8 @@ TraceOpt = Annotated[Optional[str], typer.Option("--trace", help="Where to write
 NoTraceOpt = Annotated[bool, typer.Option("--no-trace", help="Write no trace file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 ScheduleFileOpt = Annotated[Optional[Path], typer.Option("--schedule-file", help="A schedule of your own: one line of actions per worker (e.g. 0F0 0F1 0B0 0B1), or a torch.distributed.pipelining CSV.", show_default=False)]
-ComputeOpt = Annotated[Compute, typer.Option("--compute", help="real: numpy kernels at their own speed; emulate: each action padded to --costs.")]
-EmulateCostsOpt = Annotated[Optional[str], typer.Option("--costs", help="With --compute emulate: milliseconds per action kind, e.g. F=2,B=4 (B defaults to I+W).", show_default=False)]
+ComputeOpt = Annotated[Compute, typer.Option("--compute", help="real: train with the numpy kernels; emulate: each action takes --costs milliseconds instead (timing only).")]
+EmulateCostsOpt = Annotated[Optional[str], typer.Option("--costs", help="With --compute emulate: milliseconds per action kind, e.g. F=2,B=4 (B defaults to I+W). Emulated devices wait instead of computing, so nothing is trained.", show_default=False)]
 LatencyOpt = Annotated[float, typer.Option("--latency", help="Milliseconds every transfer between two workers takes.")]
 
 

@@ -14,6 +14,7 @@ ended and what it waited for; the result is a measured :class:`~pipenaut.timelin
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -63,8 +64,10 @@ class Engine:
     ):
         """``data(step)`` gives the batch of a step, cut into the schedule's microbatches.
 
-        ``emulate`` (seconds per action kind) pads every action, after its real kernel, to the
-        given duration, so the timing of a cluster of N devices can be felt on fewer cores.
+        ``emulate`` (seconds per action kind) makes every action take the given time *instead of*
+        running its kernel, so the timing of a cluster of N devices can be felt on fewer cores
+        (real kernels would compete for them). Messages still travel through the real channels;
+        nothing is trained, so the losses are NaN.
         ``latency`` (seconds) delays every message between two workers.
         """
         if len(stages) != schedule.stages:
@@ -150,13 +153,13 @@ class Engine:
                         raise _Stopped
                     self._run(worker, step, action)
                 action = None
-                start = self._now()
-                for stage in self.schedule.stages_on(worker):
-                    self.optimizers[stage].step()
-                self._spans[worker].append(Span(worker, step, start, self._now(), "optimizer"))
+                if self.emulate is None:
+                    start = self._now()
+                    for stage in self.schedule.stages_on(worker):
+                        self.optimizers[stage].step()
+                    self._spans[worker].append(Span(worker, step, start, self._now(), "optimizer"))
                 if self.schedule.placement[-1] == worker:
-                    last = self.stages[-1]
-                    self._done_steps.put(sum(w * last.losses.pop(mb) for mb, w in enumerate(self.batch.weights)))
+                    self._done_steps.put(self._step_loss())
         except (_Stopped, threading.BrokenBarrierError):
             return
         except BaseException as exc:  # noqa: BLE001 - any failure must stop every worker
@@ -165,6 +168,13 @@ class Engine:
                     self._failure = (worker, step, action, exc)
             self._halt()
 
+    def _step_loss(self) -> float:
+        """The batch loss: each microbatch's mean loss weighted by its share (NaN when emulated)."""
+        if self.emulate is not None:
+            return math.nan
+        last = self.stages[-1]
+        return sum(weight * last.losses.pop(mb) for mb, weight in enumerate(self.batch.weights))
+
     def _halt(self) -> None:
         self._stop.set()
         self._barrier.abort()
@@ -172,39 +182,38 @@ class Engine:
             inbox.put(_STOP)
 
     def _run(self, worker: int, step: int, action: Action) -> None:
-        stage = self.stages[action.stage]
-        mb, kind = action.microbatch, action.kind
-        placement = self.schedule.placement
-        if kind == "F":
-            if action.stage == 0:
-                x = self.batch.inputs[mb]
-            else:
-                x = self._receive(worker, step, action, (step, "activation", action.stage - 1, mb))
-            start = self._now()
-            y = stage.forward(mb, x, self.batch.labels[mb], self.batch.weights[mb])
-            self._record(worker, step, start, action)
-            if not stage.is_last:
-                self._send(placement[action.stage + 1], (step, "activation", action.stage, mb), y, worker)
-        elif kind in ("B", "I"):
-            grad = None
-            if not stage.is_last:
-                grad = self._receive(worker, step, action, (step, "gradient", action.stage + 1, mb))
-            start = self._now()
-            grad = stage.backward_input(mb, grad, need_input_grad=action.stage > 0)
-            if kind == "B":
-                stage.backward_weight(mb)
-            self._record(worker, step, start, action)
-            if action.stage > 0:
-                self._send(placement[action.stage - 1], (step, "gradient", action.stage, mb), grad, worker)
-        else:  # "W"
-            start = self._now()
-            stage.backward_weight(mb)
-            self._record(worker, step, start, action)
-
-    def _record(self, worker: int, step: int, start: float, action: Action) -> None:
-        if self.emulate is not None:
+        """Receive the action's input from its neighbour, compute, send the output on."""
+        stage, mb, kind = self.stages[action.stage], action.microbatch, action.kind
+        last = action.stage == self.schedule.stages - 1
+        received = None
+        if kind == "F" and action.stage > 0:
+            received = self._receive(worker, step, action, (step, "activation", action.stage - 1, mb))
+        elif kind in ("B", "I") and not last:
+            received = self._receive(worker, step, action, (step, "gradient", action.stage + 1, mb))
+        start = self._now()
+        if self.emulate is None:
+            output = self._compute(stage, action, received)
+        else:  # an emulated device takes the given time and computes nothing
+            output = None
             _sleep_until(self._origin + start + self.emulate.of(action))
-        self._spans[worker].append(Span(worker, step, start, self._now(), action.kind, action))
+        self._spans[worker].append(Span(worker, step, start, self._now(), kind, action))
+        if kind == "F" and not last:
+            self._send(self.schedule.placement[action.stage + 1], (step, "activation", action.stage, mb), output, worker)
+        elif kind in ("B", "I") and action.stage > 0:
+            self._send(self.schedule.placement[action.stage - 1], (step, "gradient", action.stage, mb), output, worker)
+
+    def _compute(self, stage: Stage, action: Action, received: np.ndarray | None) -> np.ndarray | None:
+        mb = action.microbatch
+        if action.kind == "F":
+            x = self.batch.inputs[mb] if action.stage == 0 else received
+            return stage.forward(mb, x, self.batch.labels[mb], self.batch.weights[mb])
+        if action.kind == "W":
+            stage.backward_weight(mb)
+            return None
+        grad = stage.backward_input(mb, received, need_input_grad=action.stage > 0)
+        if action.kind == "B":
+            stage.backward_weight(mb)
+        return grad
 
     def _send(self, worker: int, key: tuple, payload: np.ndarray, sender: int) -> None:
         arrival = time.perf_counter() + (self.latency if worker != sender else 0.0)

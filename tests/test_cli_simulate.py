@@ -75,8 +75,9 @@ def test_emulated_devices_agree_with_the_simulator(invoke):
     assert data["compute"] == "emulate"
     predicted = (4 + 2 - 1) * 12e-3  # (m + p - 1)(F + B)
     assert data["makespan_predicted_s"] == pytest.approx(predicted, rel=0.05)
-    assert predicted * 0.98 <= data["makespan_s"] <= predicted * 1.3  # loose: shared, noisy machines
+    assert predicted * 0.98 <= data["makespan_s"] <= predicted * 1.2  # loose: shared, noisy machines
     assert data["mean_action_s"]["F"] == pytest.approx(4e-3, rel=0.3)
+    assert data["final_loss"] is None  # emulated devices wait instead of computing: nothing trained
 
 
 def test_emulated_latency_delays_transfers(invoke):
