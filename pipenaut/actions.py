@@ -5,6 +5,9 @@ microbatch 3, ``2B0`` the full backward of stage 2 on microbatch 0. The backward
 in two: ``1I5`` computes only the gradient for the stage's *input* (what the previous stage needs
 to go on), ``1W5`` only the gradient for the stage's *weights* (which nobody waits for, so it can
 be deferred into a bubble). A full backward ``B`` is ``I`` then ``W``.
+
+DualPipe issues a forward of one microbatch together with a backward of another as one
+*overlapped* step, written ``(0F7;7B3)``; pipenaut runs the two back to back on the worker.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ KIND_NAMES = {
     "I": "input-grad",
     "W": "weight-grad",
 }
-BACKWARD_KINDS = ("B", "I")  # the kinds that send a gradient to the previous stage
-
 _ACTION = re.compile(r"(\d+)([A-Za-z])(\d+)")
 
 
@@ -41,6 +42,10 @@ class Action(NamedTuple):
     def kind_name(self) -> str:
         return KIND_NAMES[self.kind]
 
+    @property
+    def parts(self) -> tuple[Action, ...]:
+        return (self,)
+
     @classmethod
     def parse(cls, text: str) -> Action:
         """Parse ``"0F3"``; ``str(Action.parse(s)) == s`` for every well-formed ``s``."""
@@ -54,3 +59,27 @@ class Action(NamedTuple):
             raise ActionError(f"{text.strip()!r} has unknown kind {kind!r}; kinds are F, B, I and W")
         return cls(int(stage), kind.upper(), int(microbatch))
 
+
+class Overlap(NamedTuple):
+    """Two actions of one worker issued as one step, e.g. ``(0F7;7B3)``; run back to back."""
+
+    first: Action
+    second: Action
+
+    def __str__(self) -> str:
+        return f"({self.first};{self.second})"
+
+    @property
+    def parts(self) -> tuple[Action, ...]:
+        return (self.first, self.second)
+
+
+def parse_step(text: str) -> Action | Overlap:
+    """One entry of a worker's list: an action (``0F3``) or an overlapped pair (``(0F7;7B3)``)."""
+    text = text.strip()
+    if text.startswith("(") and text.endswith(")"):
+        parts = text[1:-1].split(";")
+        if len(parts) != 2:
+            raise ActionError(f"{text!r} is not an overlapped pair; write two actions, e.g. (0F7;7B3)")
+        return Overlap(Action.parse(parts[0]), Action.parse(parts[1]))
+    return Action.parse(text)

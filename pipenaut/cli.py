@@ -23,7 +23,7 @@ from rich.table import Table
 from . import __version__, render
 from .engine import PipelineError
 from .model import ModelConfig, layer_split
-from .schedule import Schedule, ScheduleError, read_schedule_file
+from .schedule import Schedule, ScheduleError, read_schedule_file, write_schedule_csv
 from .schedules import SCHEDULES, build_schedule, get_schedule_info, schedule_names
 from .simulator import Costs, simulate, validate
 from .timeline import Timeline
@@ -104,16 +104,20 @@ def check_at_least_one(**flags: int | None) -> None:
             fail(f"{flag} must be at least 1 (got {value}); pass {flag} 1 or more")
 
 
-def plan_schedule(name: str | None, schedule_file: Path | None, workers: int | None, chunks: int | None) -> Schedule:
+def plan_schedule(
+    name: str | None, schedule_file: Path | None, workers: int | None, chunks: int | None, virtual: int | None = None
+) -> Schedule:
     """A built-in schedule by name (default 1f1b, 4 workers, 8 microbatches) or a user's file,
     validated."""
-    check_at_least_one(workers=workers, chunks=chunks)
+    check_at_least_one(workers=workers, chunks=chunks, virtual=virtual)
     try:
         if schedule_file is None:
-            schedule = build_schedule(name or "1f1b", workers or 4, chunks or 8)
+            schedule = build_schedule(name or "1f1b", workers or 4, chunks or 8, virtual)
         else:
             if name is not None:
                 fail("a schedule name and --schedule-file cannot be used together; pick one")
+            if virtual is not None:
+                fail("--virtual applies to built-in schedules; a schedule file places its stages itself")
             schedule = read_schedule_file(schedule_file)
             for flag, given, actual, what in [("--workers", workers, schedule.workers, "workers"), ("--chunks", chunks, schedule.microbatches, "microbatches")]:
                 if given is not None and given != actual:
@@ -209,7 +213,9 @@ def save_trace(target: Path, runs: list[tuple[str, Timeline]]) -> None:
 
 def theory_bubble(schedule: Schedule) -> float | None:
     info = SCHEDULES.get(schedule.name)
-    return info.bubble(schedule.workers, schedule.microbatches) if info else None
+    if info is None:
+        return None
+    return info.bubble(schedule.workers, schedule.microbatches, schedule.stages // schedule.workers)
 
 
 def predict(result: RunResult, latency: float) -> Timeline:
@@ -347,6 +353,7 @@ ScheduleFileOpt = Annotated[Optional[Path], typer.Option("--schedule-file", help
 ComputeOpt = Annotated[Compute, typer.Option("--compute", help="real: train with the numpy kernels; emulate: each action takes --costs milliseconds instead (timing only).")]
 EmulateCostsOpt = Annotated[Optional[str], typer.Option("--costs", help="With --compute emulate: milliseconds per action kind, e.g. F=2,B=4 (B defaults to I+W). Emulated devices wait instead of computing, so nothing is trained.", show_default=False)]
 LatencyOpt = Annotated[float, typer.Option("--latency", help="Milliseconds every transfer between two workers takes.")]
+VirtualOpt = Annotated[Optional[int], typer.Option("--virtual", "-v", help="Stages per worker for interleaved and looped-bfs. \\[default: 2]", show_default=False)]
 
 
 @app.command()
@@ -366,10 +373,11 @@ def run(
     compute: ComputeOpt = Compute.real,
     costs: EmulateCostsOpt = None,
     latency: LatencyOpt = 0.0,
+    virtual: VirtualOpt = None,
 ) -> None:
     """Train under one schedule, show the bars of a measured step, and write a trace."""
     check_at_least_one(steps=steps)
-    plan = plan_schedule(schedule, schedule_file, workers, chunks)
+    plan = plan_schedule(schedule, schedule_file, workers, chunks, virtual)
     config = model_config(plan, batch_size, dim, layers, seed)
     emulate, link = emulation(compute, costs, latency)
     target = trace_target(trace, no_trace, f"{plan.name}.json")
@@ -408,10 +416,20 @@ def compare(
     compute: ComputeOpt = Compute.real,
     costs: EmulateCostsOpt = None,
     latency: LatencyOpt = 0.0,
+    virtual: VirtualOpt = None,
 ) -> None:
     """Run every schedule with the same settings; one table and one combined trace."""
     check_at_least_one(steps=steps)
-    plans = [plan_schedule(name, None, workers, chunks) for name in SCHEDULES]
+    plans, skipped = [], []
+    for name, info in SCHEDULES.items():
+        try:
+            plans.append(plan_schedule(name, None, workers, chunks, virtual if info.stages_per_worker is None else None))
+        except UsageProblem as exc:  # e.g. dualpipev with too few microbatches: the others still run
+            if name == "naive":
+                raise
+            skipped.append(f"{name} skipped: {exc}")
+    # one model for all, cut into as many stages as the schedule with the most needs
+    layers = layers if layers is not None else max(8, max(plan.stages for plan in plans))
     configs = [model_config(plan, batch_size, dim, layers, seed) for plan in plans]
     emulate, link = emulation(compute, costs, latency)
     target = trace_target(trace, no_trace, "compare.json")
@@ -421,7 +439,7 @@ def compare(
         save_trace(target, [(f"{r.schedule.name} (measured)", r.timeline) for r in results])
     runs = [summary(r, target, link, emulate) for r in results]
     if console is None:
-        print(json.dumps({"runs": runs, "trace": str(target) if target is not None else None}))
+        print(json.dumps({"runs": runs, "skipped": skipped, "trace": str(target) if target is not None else None}))
         return
     naive = runs[0]["step_time_s"]
     table = Table(title=f"{plural(plans[0].workers, 'worker')} · {plural(plans[0].microbatches, 'microbatch')} · {plural(steps, 'step')} · median step")
@@ -448,6 +466,8 @@ def compare(
         note = _disagreement(data)
         if note:
             console.print(f"{data['schedule']}: {note}", style="grey50")
+    for note in skipped:
+        console.print(note, style="grey50")
     if target is not None:
         console.print(f"trace: {target} (one process per schedule) — {PERFETTO_HINT}")
 
@@ -462,11 +482,12 @@ def simulate_command(
     schedule_file: ScheduleFileOpt = None,
     trace: Annotated[Optional[str], typer.Option("--trace", help="Also write the predicted timeline as a Perfetto trace.", show_default=False)] = None,
     as_json: JsonOpt = False,
+    virtual: VirtualOpt = None,
 ) -> None:
     """Predict a schedule's timeline with the discrete-event simulator; nothing is trained."""
     if name is None and schedule_file is None:
         fail(f"name a schedule ({schedule_names()}) or pass --schedule-file FILE")
-    plan = plan_schedule(name, schedule_file, workers, chunks)
+    plan = plan_schedule(name, schedule_file, workers, chunks, virtual)
     predicted_costs = costs_in_seconds(costs, latency)
     target = trace_target(trace, False, None)
     timeline = simulate(plan, predicted_costs)
@@ -508,28 +529,55 @@ def explain(
     name: Annotated[str, typer.Argument(help=f"One of: {schedule_names()}.", show_default=False)],
     workers: WorkersOpt = None,
     chunks: ChunksOpt = None,
+    virtual: VirtualOpt = None,
 ) -> None:
     """How a schedule works: its diagram, bubble and memory, and where it is used."""
     try:
         info = get_schedule_info(name)
     except ScheduleError as exc:
         fail(str(exc))
-    plan = plan_schedule(info.name, None, workers, chunks)
-    predicted = simulate(plan, Costs(F=1e-3, B=2e-3))
-    p, m = plan.workers, plan.microbatches
+    plan = plan_schedule(info.name, None, workers, chunks, virtual)
+    p, m, v = plan.workers, plan.microbatches, plan.stages // plan.workers
+    # unit costs per full model slice: a chunk of a worker holding v stages costs 1/v of it
+    predicted = simulate(plan, Costs(F=1e-3 / v, I=1e-3 / v, W=1e-3 / v))
     console = make_console()
     console.print(f"[bold]{info.title}[/] ({info.name})\n")
     console.print(info.how + "\n")
-    console.print(f"Simulated with F=1 ms, B=2 ms, {plural(p, 'worker')}, {plural(m, 'microbatch')}:")
+    chunk = f", each of the {v} stages per worker 1/{v} of that" if v > 1 else ""
+    console.print(f"Simulated with F=I=W=1 ms (B=2 ms){chunk}, {plural(p, 'worker')}, {plural(m, 'microbatch')}:")
     console.print(render.bars(predicted, 0, console.width))
     console.print(
-        f"\nbubble: theory {info.bubble_formula} = {info.bubble(p, m):.1%}, "
+        f"\nbubble: theory {info.bubble_formula} = {info.bubble(p, m, v):.1%}, "
         f"simulated {predicted.bubble():.1%} (makespan {predicted.makespan() * 1e3:.4g} ms)"
     )
-    console.print(f"memory: theory {info.memory}: {' '.join(map(str, info.peak_activations(p, m)))}")
+    console.print(f"memory: theory {info.memory}: {' '.join(map(str, info.peak_activations(p, m, v)))}")
     console.print(f"        simulated peak per worker: {' '.join(map(str, predicted.peak_activations()))}")
     console.print(f"used in: {info.used_in}")
     console.print(f"\nthe action lists (torch.distributed.pipelining grammar):\n{plan}")
+
+
+@app.command("schedule")
+def schedule_command(
+    name: Annotated[str, typer.Argument(help=f"One of: {schedule_names()}.", show_default=False)],
+    workers: WorkersOpt = None,
+    chunks: ChunksOpt = None,
+    virtual: VirtualOpt = None,
+    csv_path: Annotated[Optional[str], typer.Option("--csv", help="Write the compute-only CSV torch.distributed.pipelining loads (one row per rank, one action per cell).", show_default=False)] = None,
+) -> None:
+    """Print each worker's action list in the torch grammar, or write it as a CSV for PyTorch."""
+    plan = plan_schedule(name, None, workers, chunks, virtual)
+    if csv_path is None:
+        print(plan.format())
+        return
+    target = trace_target(csv_path, False, None)
+    try:
+        write_schedule_csv(target, plan)
+    except OSError as exc:
+        print(f"error: could not write {target}: {exc.strerror or exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"wrote {target}: {plural(plan.workers, 'row')} (one per rank), {sum(map(len, plan.actions))} actions; "
+          f"load it with _PipelineScheduleRuntime._load_csv(path, format='compute_only'), or run it here with "
+          f"pipenaut run --schedule-file {target}")
 
 
 def _version(value: bool) -> None:

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .actions import Action
+from .actions import Action, Overlap
 from .model import Adam, Stage
 from .schedule import Schedule
 from .simulator import Costs
@@ -148,10 +148,15 @@ class Engine:
             for step in range(steps):
                 self._barrier.wait()
                 self._step_starts[worker].append(self._now())
-                for action in self.schedule.actions[worker]:
-                    if self._stop.is_set():
-                        raise _Stopped
-                    self._run(worker, step, action)
+                for entry in self.schedule.actions[worker]:
+                    recorded = len(self._spans[worker])
+                    for action in entry.parts:  # an overlapped pair runs back to back
+                        if self._stop.is_set():
+                            raise _Stopped
+                        self._run(worker, step, action)
+                    if isinstance(entry, Overlap):  # from its first half's start: waits before it stay outside
+                        start = next(s.start for s in self._spans[worker][recorded:] if s.is_compute)
+                        self._spans[worker].append(Span(worker, step, start, self._now(), "overlap", entry))
                 action = None
                 if self.emulate is None:
                     start = self._now()

@@ -7,12 +7,14 @@ produce a :class:`Schedule`, and the engine and simulator run any valid one the 
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .actions import Action, ActionError
+from .actions import Action, ActionError, Overlap, parse_step
 
 
 class ScheduleError(ValueError):
@@ -24,7 +26,7 @@ class Schedule:
     name: str
     placement: tuple[int, ...]  # placement[stage] is the worker that holds that stage
     microbatches: int
-    actions: tuple[tuple[Action, ...], ...]  # actions[worker], in the order the worker runs them
+    actions: tuple[tuple[Action | Overlap, ...], ...]  # actions[worker], in the order the worker runs them
 
     @property
     def workers(self) -> int:
@@ -33,6 +35,13 @@ class Schedule:
     @property
     def stages(self) -> int:
         return len(self.placement)
+
+    @cached_property
+    def flat(self) -> tuple[tuple[Action, ...], ...]:
+        """Each worker's actions with overlapped pairs taken apart, in the order they run."""
+        if not any(isinstance(step, Overlap) for row in self.actions for step in row):
+            return self.actions
+        return tuple(tuple(a for step in row for a in step.parts) for row in self.actions)
 
     def stages_on(self, worker: int) -> list[int]:
         return [stage for stage, owner in enumerate(self.placement) if owner == worker]
@@ -58,17 +67,17 @@ class Schedule:
     def prerequisite_map(self) -> dict[Action, tuple[Action, ...]]:
         """:meth:`prerequisites` of every action, computed once in one tight loop: schedules of
         a hundred thousand actions are simulated interactively."""
-        existing = {a: a for row in self.actions for a in row}  # reuse, rather than rebuild, actions
+        existing = {a: a for row in self.flat for a in row}  # reuse, rather than rebuild, actions
         try:
             return self._prerequisites_from(existing.__getitem__)
         except KeyError:  # an incomplete schedule: name the missing actions all the same
             return self._prerequisites_from(lambda key: existing.get(key) or Action._make(key))
 
     def _prerequisites_from(self, get) -> dict[Action, tuple[Action, ...]]:
-        backward_kind = {(s, mb): k for row in self.actions for s, k, mb in row if k in ("B", "I")}
+        backward_kind = {(s, mb): k for row in self.flat for s, k, mb in row if k in ("B", "I")}
         last = self.stages - 1
         result = {}
-        for row in self.actions:
+        for row in self.flat:
             for a in row:
                 s, kind, mb = a
                 if kind == "F":
@@ -95,7 +104,8 @@ class Schedule:
         )
 
 
-_SEPARATORS = re.compile(r"[\s,;]+")
+_SEPARATORS = re.compile(r"[\s,]+")  # not ";": it joins the two halves of an overlapped pair
+_PAIR = re.compile(r"\([^)]*\)")
 _WORKER_PREFIX = re.compile(r"^\s*(worker|rank)\s*\d+\s*:", re.IGNORECASE)
 
 
@@ -108,17 +118,18 @@ def parse_schedule(text: str, name: str = "custom") -> Schedule:
     rows: list[tuple[Action, ...]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = _WORKER_PREFIX.sub("", line.split("#", 1)[0]).strip()
+        line = _PAIR.sub(lambda m: re.sub(r"\s+", "", m.group(0)), line)  # "(0F7; 7B3)" is one entry
         if not line:
             continue
         try:
-            rows.append(tuple(Action.parse(tok) for tok in _SEPARATORS.split(line) if tok))
+            rows.append(tuple(parse_step(tok) for tok in _SEPARATORS.split(line) if tok))
         except ActionError as exc:
             raise ScheduleError(f"line {number}: {exc}") from None
     if not rows:
         raise ScheduleError("the schedule has no actions; write one line of actions per worker")
     owner: dict[int, int] = {}
     for worker, worker_actions in enumerate(rows):
-        for a in worker_actions:
+        for a in (a for step in worker_actions for a in step.parts):
             if owner.setdefault(a.stage, worker) != worker:
                 raise ScheduleError(
                     f"stage {a.stage} appears on worker {owner[a.stage]} and worker {worker}; "
@@ -130,7 +141,7 @@ def parse_schedule(text: str, name: str = "custom") -> Schedule:
         raise ScheduleError(
             f"stage {missing[0]} has no actions; stages must be numbered 0..{stages - 1} without gaps"
         )
-    microbatches = 1 + max(a.microbatch for row in rows for a in row)
+    microbatches = 1 + max(a.microbatch for row in rows for step in row for a in step.parts)
     return Schedule(name, tuple(owner[s] for s in range(stages)), microbatches, tuple(rows))
 
 
@@ -141,3 +152,11 @@ def read_schedule_file(path: str | Path) -> Schedule:
     except OSError as exc:
         raise ScheduleError(f"cannot read schedule file {path}: {exc.strerror or exc}") from None
     return parse_schedule(text, name=path.stem)
+
+
+def write_schedule_csv(path: str | Path, schedule: Schedule) -> None:
+    """The compute-only CSV of torch.distributed.pipelining: one row per rank, one action per
+    cell. :func:`read_schedule_file` reads it back."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([str(step) for step in row] for row in schedule.actions)
+    Path(path).write_text(buffer.getvalue())

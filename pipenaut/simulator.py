@@ -17,9 +17,9 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .actions import KIND_NAMES, Action
+from .actions import KIND_NAMES, Action, Overlap
 from .schedule import Schedule, ScheduleError
-from .timeline import Span, Timeline
+from .timeline import COMPUTE_KINDS, Span, Timeline
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def _check_actions(schedule: Schedule) -> None:
     """Structural checks, done with set operations so that large schedules check fast; the slow,
     explaining pass runs only once something is known to be wrong."""
     stages, m, placement = schedule.stages, schedule.microbatches, schedule.placement
-    every = [a for row in schedule.actions for a in row]
-    for worker, row in enumerate(schedule.actions):
+    every = [a for row in schedule.flat for a in row]
+    for worker, row in enumerate(schedule.flat):
         owned = set(schedule.stages_on(worker))
         if {a.stage for a in row} <= owned and {a.kind for a in row} <= KIND_NAMES.keys() and all(
             0 <= a.microbatch < m for a in row
@@ -171,7 +171,7 @@ def _explain_incomplete(stages: int, m: int, by_kind: dict[str, set[tuple[int, i
 def _run_events(schedule: Schedule, costs: Costs) -> Timeline:
     """Event-driven: each worker runs until its next action waits for an unfinished one; the
     finishing of that one wakes it up. Cost O(actions)."""
-    lists, placement = schedule.actions, schedule.placement
+    lists, placement = schedule.flat, schedule.placement
     prerequisites_of = schedule.prerequisite_map
     cost_of = [{kind: costs.of(Action(stage, kind, 0)) for kind in KIND_NAMES} for stage in range(schedule.stages)]
     latency = costs.latency
@@ -214,19 +214,29 @@ def _run_events(schedule: Schedule, costs: Costs) -> Timeline:
         position[w], free[w] = pos, now
     if any(position[w] < len(lists[w]) for w in range(workers)):
         raise ScheduleError(_describe_deadlock(schedule, position, finish))
-    return Timeline(schedule, spans, [0.0], source="simulated")
+    return Timeline(schedule, spans + _overlap_spans(schedule, spans), [0.0], source="simulated")
+
+
+def _overlap_spans(schedule: Schedule, spans: list[Span]) -> list[Span]:
+    """A parent span for each overlapped pair, from the start of its first half to the end of its
+    second (a wait between the halves nests inside it)."""
+    pairs = [(w, step) for w, row in enumerate(schedule.actions) for step in row if isinstance(step, Overlap)]
+    if not pairs:
+        return []
+    ran = {s.action: s for s in spans if s.kind in COMPUTE_KINDS}
+    return [Span(w, 0, ran[pair.first].start, ran[pair.second].end, "overlap", pair) for w, pair in pairs]
 
 
 def _describe_deadlock(schedule: Schedule, position: list[int], finish: dict[Action, float]) -> str:
     """Follow who-waits-for-whom from a stuck worker until it closes into a cycle."""
 
     def next_of(worker: int) -> Action:
-        return schedule.actions[worker][position[worker]]
+        return schedule.flat[worker][position[worker]]
 
     def needs(action: Action) -> Action:
         return next(d for d in schedule.prerequisites(action) if d not in finish)
 
-    stuck = [w for w in range(schedule.workers) if position[w] < len(schedule.actions[w])]
+    stuck = [w for w in range(schedule.workers) if position[w] < len(schedule.flat[w])]
     for worker in stuck:
         waiting = next_of(worker)
         need = needs(waiting)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
-from .actions import Action
+from .actions import Action, Overlap
 from .schedule import Schedule
 
 COMPUTE_KINDS = ("F", "B", "I", "W")
@@ -29,9 +29,9 @@ COMPUTE_KINDS = ("F", "B", "I", "W")
 class Span(NamedTuple):
     """One interval on one worker's track. Times are seconds from the start of the run.
 
-    ``kind`` is an action kind (F, B, I, W), ``"wait"`` or ``"optimizer"``. For a compute span
-    ``action`` is the action run; for a wait it is the action whose output was awaited, produced
-    on worker ``peer``.
+    ``kind`` is an action kind (F, B, I, W), ``"wait"``, ``"optimizer"`` or ``"overlap"``. For a
+    compute span ``action`` is the action run; for a wait it is the action whose output was
+    awaited, produced on worker ``peer``; an overlap span encloses the spans of its two halves.
     """
 
     worker: int
@@ -39,7 +39,7 @@ class Span(NamedTuple):
     start: float
     end: float
     kind: str
-    action: Action | None = None
+    action: Action | Overlap | None = None
     peer: int | None = None
 
     @property

@@ -33,10 +33,14 @@ def slice_name(span: Span) -> str:
         return f"blocked on {span.action} from worker {span.peer}"
     if span.kind == "optimizer":
         return "optimizer"
+    if span.kind == "overlap":
+        return f"{span.action} overlapped"
     return f"{span.action} {SLICE_WORDS[span.kind]}"
 
 
 def _category(span: Span) -> str:
+    if span.kind == "overlap":
+        return "overlapped"
     return span.action.kind_name if span.is_compute else span.kind
 
 
@@ -44,6 +48,8 @@ def _args(span: Span) -> dict:
     args: dict = {"step": span.step}
     if span.is_compute:
         args.update(action=str(span.action), stage=span.action.stage, microbatch=span.action.microbatch, kind=span.action.kind_name)
+    elif span.kind == "overlap":
+        args.update(action=str(span.action), first=str(span.action.first), second=str(span.action.second))
     elif span.kind == "wait":
         args.update(waiting_for=str(span.action), from_worker=span.peer, stage=span.action.stage, microbatch=span.action.microbatch)
     return args

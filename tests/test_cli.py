@@ -8,6 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from pipenaut import SCHEDULES
 from pipenaut.cli import app
 
 SMALL = ["--dim", "16", "--batch-size", "32", "--steps", "3"]
@@ -66,7 +67,7 @@ def test_uneven_layers_are_spread_and_said(invoke):
 
 
 def test_compare_runs_every_schedule_into_one_table_and_one_trace(invoke, tmp_path):
-    result = invoke("compare", "-w", "2", "-c", "4", *SMALL)
+    result = invoke("compare", "-w", "2", "-c", "2", *SMALL)
     assert result.exit_code == 0, result.output
     out = result.stdout
     for name in ("naive", "gpipe", "1f1b"):
@@ -74,13 +75,14 @@ def test_compare_runs_every_schedule_into_one_table_and_one_trace(invoke, tmp_pa
     assert "speedup" in out and "1.00×" in out
     trace = json.loads((tmp_path / "traces" / "compare.json").read_text())
     processes = [e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"]
-    assert processes == ["naive (measured)", "gpipe (measured)", "1f1b (measured)"]
+    assert processes == [f"{name} (measured)" for name in SCHEDULES if name != "dualpipev"]
+    assert "dualpipev skipped: dualpipev needs at least 2 x workers = 4 microbatches (got 2)" in out
 
 
 def test_compare_json(invoke):
-    result = invoke("compare", "-w", "2", "-c", "2", *SMALL, "--no-trace", "--json")
+    result = invoke("compare", "-w", "2", "-c", "4", *SMALL, "--no-trace", "--json")
     data = json.loads(result.stdout)
-    assert [r["schedule"] for r in data["runs"]] == ["naive", "gpipe", "1f1b"]
+    assert [r["schedule"] for r in data["runs"]] == list(SCHEDULES)
     assert data["trace"] is None
     # same seed, same data: every schedule trains the same model to the same loss
     assert len({round(r["final_loss"], 4) for r in data["runs"]}) == 1
@@ -114,7 +116,7 @@ def test_explain_naive(invoke):
         (["run", "--batch-size", "0"], "--batch-size must be at least 1"),
         (["run", "-w", "4", "--layers", "3"], "3 layers cannot be split over 4 stages; pass --layers 4 or more"),
         (["run", "--batch-size", "4", "-c", "8"], "a batch of 4 cannot be cut into 8 microbatches"),
-        (["run", "-s", "zigzag"], "unknown schedule 'zigzag'; choose one of: naive, gpipe, 1f1b"),
+        (["run", "-s", "zigzag"], "unknown schedule 'zigzag'; choose one of: naive, gpipe, 1f1b, interleaved, looped-bfs, zb-h1, zb-h2, zb-v, dualpipev"),
         (["run", "--trace", "traces"], "cannot write the trace to traces"),
         (["run", "-w", "abc"], "Invalid value for '--workers'"),
         (["compare", "-c", "0"], "--chunks must be at least 1"),

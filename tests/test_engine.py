@@ -31,14 +31,21 @@ def assert_matches_reference(result, config, steps=STEPS):
     np.testing.assert_allclose(result.losses, losses, rtol=1e-9)
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES))
-@pytest.mark.parametrize(
-    "workers,microbatches,layers,batch",
-    [(4, 8, 8, 32), (3, 4, 7, 30), (4, 3, 5, 10), (2, 5, 2, 11), (1, 3, 2, 9), (4, 2, 4, 8)],
-)
-def test_every_schedule_matches_the_sequential_reference(name, workers, microbatches, layers, batch):
-    config = ModelConfig(dim=12, layers=layers, batch_size=batch, classes=5, seed=7, dtype="float64")
-    result = train(build_schedule(name, workers, microbatches), config, STEPS)
+def reference_cases():
+    """(schedule, workers, microbatches, virtual, batch): uneven layer cuts and batch splits."""
+    for name, info in SCHEDULES.items():
+        for workers, microbatches, batch in [(4, 8, 32), (3, 7, 30), (4, 3, 10), (2, 5, 11), (1, 3, 9)]:
+            if name == "dualpipev":  # needs at least 2p microbatches
+                microbatches, batch = 2 * workers + 1, max(batch, 2 * workers + 3)
+            for virtual in ([1, 2, 3] if info.stages_per_worker is None else [None]):
+                yield name, workers, microbatches, virtual, batch
+
+
+@pytest.mark.parametrize("name,workers,microbatches,virtual,batch", list(reference_cases()))
+def test_every_schedule_matches_the_sequential_reference(name, workers, microbatches, virtual, batch):
+    schedule = build_schedule(name, workers, microbatches, virtual)
+    config = ModelConfig(dim=12, layers=schedule.stages + 1, batch_size=batch, classes=5, seed=7, dtype="float64")
+    result = train(schedule, config, STEPS)
     assert_matches_reference(result, config)
 
 

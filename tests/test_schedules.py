@@ -36,16 +36,24 @@ def test_naive_runs_one_microbatch_at_a_time():
 
 
 @pytest.mark.parametrize("name", list(SCHEDULES))
-@pytest.mark.parametrize("workers,microbatches", [(1, 1), (1, 5), (2, 1), (3, 7), (4, 8), (8, 3), (5, 16)])
-def test_every_builder_gives_a_valid_complete_schedule(name, workers, microbatches):
-    s = build_schedule(name, workers, microbatches)
-    validate(s)
-    assert s.workers == workers and s.microbatches == microbatches
-    assert sum(len(row) for row in s.actions) == 2 * workers * microbatches
+@pytest.mark.parametrize("workers", range(1, 9))
+def test_every_builder_gives_a_valid_complete_schedule_for_any_size(name, workers):
+    info = SCHEDULES[name]
+    for microbatches in range(1, 20):
+        if name == "dualpipev" and microbatches < 2 * workers:
+            continue
+        for virtual in [1, 2, 3] if info.stages_per_worker is None else [None]:
+            s = build_schedule(name, workers, microbatches, virtual)
+            validate(s)
+            v = s.stages // workers
+            assert s.workers == workers and s.microbatches == microbatches
+            split = sum(a.kind == "I" for row in s.flat for a in row)  # each split backward adds a W
+            assert sum(len(row) for row in s.flat) == 2 * s.stages * microbatches + split
+            assert v == (virtual or info.stages_per_worker or 2)
 
 
 def test_unknown_schedule_lists_the_valid_ones():
-    with pytest.raises(ScheduleError, match="choose one of: naive, gpipe, 1f1b"):
+    with pytest.raises(ScheduleError, match="choose one of: naive, gpipe, 1f1b, interleaved, looped-bfs, zb-h1, zb-h2, zb-v, dualpipev"):
         build_schedule("zigzag", 4, 8)
 
 
