@@ -75,7 +75,8 @@ def trace_events(timeline: Timeline, pid: int, process_name: str, sort_index: in
         tid = thread_id(pid, w)
         events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": f"worker {w}"}})
         events.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid, "args": {"sort_index": w}})
-    for span in sorted(timeline.spans, key=lambda s: (s.worker, s.start)):
+    # parents (an overlapped pair) before the children they enclose, which start with them
+    for span in sorted(timeline.spans, key=lambda s: (s.worker, s.start, -s.end)):
         start, end = _us(span.start), _us(span.end)
         events.append(
             {

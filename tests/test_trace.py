@@ -127,3 +127,21 @@ def test_kinds_get_clearly_different_colours_in_perfetto():
     assert min(hue_distance(a, b) for a, b in itertools.combinations(hues, 2)) >= 35
     waits = [perfetto_hue(slice_name(Span(0, 0, 0, 1, "wait", Action(1, k, 3), 1))) for k in "FBI"]
     assert min(hue_distance(w, h) for w in waits for h in hues) >= 30
+
+
+def test_overlapped_pairs_enclose_their_halves_and_multi_stage_slices_name_their_stage(tmp_path):
+    result = train(build_schedule("dualpipev", 2, 4), ModelConfig(dim=8, layers=4, batch_size=8), steps=1)
+    events = load(write_trace(tmp_path / "t.json", [("run", result.timeline)]))["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    pairs = [e for e in slices if e["cat"] == "overlapped"]
+    assert pairs and all(re.fullmatch(r"\(\d+F\d+;\d+B\d+\) overlapped", e["name"]) for e in pairs)
+    for pair in pairs:
+        inside = [
+            e for e in slices
+            if e["tid"] == pair["tid"] and e is not pair and pair["ts"] <= e["ts"] and e["ts"] + e["dur"] <= pair["ts"] + pair["dur"]
+        ]
+        assert {e["args"].get("action") for e in inside} >= {pair["args"]["first"], pair["args"]["second"]}
+    # a worker holding two stages: every compute slice says which stage it belongs to
+    stages_on_worker_0 = {e["args"]["stage"] for e in slices if e["tid"] == 1001 and e["cat"] in ("forward", "backward", "input-grad", "weight-grad")}
+    assert stages_on_worker_0 == {0, 3}
+    assert hue_distance(perfetto_hue(pairs[0]["name"]), perfetto_hue("0B3 backward")) >= 30
