@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -278,13 +279,11 @@ def _disagreement(data: dict) -> str | None:
         return None
     cores = os.cpu_count() or 1
     if data["compute"] == "real" and cores < data["workers"]:
-        why = (
+        return (
             f"{data['workers']} workers share {cores} cores, so they cannot all compute at once; the "
             "simulator assumes one device per worker"
         )
-    else:
-        why = "time between actions (Python, queues, thread wake-ups) that the simulator does not model"
-    return f"note: measured and predicted bubbles differ ({data['bubble_measured']:.1%} vs {data['bubble_predicted']:.1%}): {why}."
+    return "time between actions (Python, queues, thread wake-ups) that the simulator does not model"
 
 
 def _split_note(config: ModelConfig, stages: int) -> str:
@@ -334,9 +333,13 @@ def _print_run(console: Console, result: RunResult, data: dict) -> None:
         else "no loss: emulated devices compute nothing"
     )
     console.print(f"peak activations per worker: {' '.join(map(str, data['peak_activations']))} · {loss}")
-    note = _disagreement(data)
-    if note:
-        console.print(note, style="grey50")
+    why = _disagreement(data)
+    if why:
+        console.print(
+            f"note: measured and predicted bubbles differ ({data['bubble_measured']:.1%} vs "
+            f"{data['bubble_predicted']:.1%}): {why}.",
+            style="grey50",
+        )
 
 
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-w", help="Pipeline devices (one thread each). \\[default: 4]", show_default=False)]
@@ -417,17 +420,27 @@ def compare(
     costs: EmulateCostsOpt = None,
     latency: LatencyOpt = 0.0,
     virtual: VirtualOpt = None,
+    schedules: Annotated[Optional[str], typer.Option("--schedules", help="Which schedules, comma-separated, e.g. naive,gpipe,1f1b. \\[default: all]", show_default=False)] = None,
 ) -> None:
     """Run every schedule with the same settings; one table and one combined trace."""
     check_at_least_one(steps=steps)
+    names = list(SCHEDULES) if schedules is None else [n.strip().lower() for n in schedules.split(",") if n.strip()]
+    for name in names:
+        if name not in SCHEDULES:
+            fail(f"unknown schedule {name!r} in --schedules; choose from: {schedule_names()}")
+    if not names:
+        fail(f"--schedules is empty; name some of: {schedule_names()}")
     plans, skipped = [], []
-    for name, info in SCHEDULES.items():
+    for name in dict.fromkeys(names):
+        info = SCHEDULES[name]
         try:
             plans.append(plan_schedule(name, None, workers, chunks, virtual if info.stages_per_worker is None else None))
         except UsageProblem as exc:  # e.g. dualpipev with too few microbatches: the others still run
-            if name == "naive":
-                raise
+            if info.stages_per_worker == 1 and info.name in ("naive", "gpipe", "1f1b"):
+                raise  # these run with any settings that pass the checks: the settings are wrong
             skipped.append(f"{name} skipped: {exc}")
+    if not plans:
+        fail("; ".join(skipped))
     # one model for all, cut into as many stages as the schedule with the most needs
     layers = layers if layers is not None else max(8, max(plan.stages for plan in plans))
     configs = [model_config(plan, batch_size, dim, layers, seed) for plan in plans]
@@ -441,31 +454,38 @@ def compare(
     if console is None:
         print(json.dumps({"runs": runs, "skipped": skipped, "trace": str(target) if target is not None else None}))
         return
-    naive = runs[0]["step_time_s"]
-    table = Table(title=f"{plural(plans[0].workers, 'worker')} · {plural(plans[0].microbatches, 'microbatch')} · {plural(steps, 'step')} · median step")
-    for column in ["schedule", "step", "speedup", "bubble measured", "predicted", "theory", "peak act.", "loss"]:
-        table.add_column(column, justify="left" if column == "schedule" else "right")
+    baseline = next((d for d in runs if d["schedule"] == "naive"), runs[0])
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"{plural(plans[0].workers, 'worker')} · {plural(plans[0].microbatches, 'microbatch')} · {plural(steps, 'step')} · median step")
+    for column in ["schedule", "step", f"×{baseline['schedule']}", "bubble", "pred.", "theory", "peak act.", "loss"]:
+        table.add_column(column, justify="left" if column == "schedule" else "right", no_wrap=True)
     for data in runs:
         table.add_row(
             data["schedule"],
-            f"{data['step_time_s'] * 1e3:.1f} ms",
-            f"{naive / data['step_time_s']:.2f}×",
+            f"{data['step_time_s'] * 1e3:.1f}ms",
+            f"{baseline['step_time_s'] / data['step_time_s']:.2f}",
             f"{data['bubble_measured']:.1%}",
             f"{data['bubble_predicted']:.1%}",
             _percent(data["bubble_formula"]),
             " ".join(map(str, data["peak_activations"])),
-            f"{data['final_loss']:.4f}" if data["final_loss"] is not None else "nan",
+            f"{data['final_loss']:.3f}" if data["final_loss"] is not None else "-",
         )
     console.print(table)
+    formulas = {}
+    for data in runs:
+        formulas.setdefault(SCHEDULES[data["schedule"]].bubble_formula, []).append(data["schedule"])
     console.print(
-        "speedup: naive's step time over the schedule's · predicted: the simulator fed with the mean "
-        "measured action times · theory: " + ", ".join(f"{name} {info.bubble_formula}" for name, info in SCHEDULES.items()),
+        f"×{baseline['schedule']}: its step time over the schedule's · bubble: measured · pred.: the simulator "
+        "fed with the mean measured action times · theory: "
+        + ", ".join(f"{'/'.join(names)} {formula}" for formula, names in formulas.items()),
         style="grey50",
     )
+    reasons: dict[str, list[str]] = {}
     for data in runs:
-        note = _disagreement(data)
-        if note:
-            console.print(f"{data['schedule']}: {note}", style="grey50")
+        why = _disagreement(data)
+        if why:
+            reasons.setdefault(why, []).append(data["schedule"])
+    for why, names in reasons.items():
+        console.print(f"note: measured bubble and prediction differ by more than 5 points for {', '.join(names)}: {why}.", style="grey50")
     for note in skipped:
         console.print(note, style="grey50")
     if target is not None:
