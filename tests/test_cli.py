@@ -202,3 +202,11 @@ def test_version(invoke):
 def test_help_shows_the_computed_defaults():
     out = CliRunner().invoke(app, ["run", "--help"], env={**ENV, "COLUMNS": "200"}).stdout
     assert "[default: 8, or one per" in out and "[default: traces/<schedule>.json]" in out
+
+
+def test_compare_a_chosen_few(invoke):
+    data = json.loads(invoke("compare", "-w", "2", "-c", "2", *SMALL, "--schedules", "1F1B, zb-h1,dualpipev", "--no-trace", "--json").stdout)
+    assert [r["schedule"] for r in data["runs"]] == ["1f1b", "zb-h1"]
+    assert data["skipped"] == ["dualpipev skipped: dualpipev needs at least 2 x workers = 4 microbatches (got 2); pass --chunks 4"]
+    bad = invoke("compare", "--schedules", "1f1b,zigzag")
+    assert bad.exit_code == 2 and "unknown schedule 'zigzag' in --schedules" in bad.stderr

@@ -34,4 +34,5 @@ def test_python_api_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "worker 0: 0F0 0F1 0F2 0F3 0B0 0F4" in out
     assert "33.0 0.2727" in out and "[4, 3, 2, 1]" in out
+    assert out.splitlines()[-1] == "27.0"
     assert (tmp_path / "traces" / "api.json").exists()
