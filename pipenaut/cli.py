@@ -200,10 +200,15 @@ def trace_target(trace: Optional[str], no_trace: bool, default: str | None) -> O
         fail(f"cannot write the trace to {path}: {reason}; pass another --trace PATH, or --no-trace")
 
 
-def save_trace(target: Path, runs: list[tuple[str, Timeline]]) -> None:
+def trace_metadata(data: dict) -> dict:
+    """The run's settings and bubbles, for the trace: everything but the per-step lists."""
+    return {k: v for k, v in data.items() if k not in ("losses", "trace") and not isinstance(v, (list, dict))}
+
+
+def save_trace(target: Path, runs: list[tuple[str, Timeline]], metadata: list[dict]) -> None:
     """Write the trace; a failure now (the disk filled up during the run) is one line, exit 1."""
     try:
-        write_trace(target, runs)
+        write_trace(target, runs, metadata)
     except OSError as exc:
         print(f"error: could not write the trace to {target}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
         raise typer.Exit(1) from None
@@ -349,7 +354,7 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Samples per step, c
 DimOpt = Annotated[int, typer.Option("--dim", help="Width of the MLP's hidden layers.")]
 LayersOpt = Annotated[Optional[int], typer.Option("--layers", help="Hidden layers, spread over the stages. \\[default: 8, or one per stage]", show_default=False)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the weights and the synthetic data.")]
-TraceOpt = Annotated[Optional[str], typer.Option("--trace", help="Where to write the Perfetto trace (Chrome JSON). \\[default: traces/<schedule>.json]", show_default=False)]
+TraceOpt = Annotated[Optional[str], typer.Option("--trace", help="Where to write the Perfetto trace: .json, .json.gz or .pftrace (Perfetto's protobuf). \\[default: traces/<schedule>.json]", show_default=False)]
 NoTraceOpt = Annotated[bool, typer.Option("--no-trace", help="Write no trace file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 ScheduleFileOpt = Annotated[Optional[Path], typer.Option("--schedule-file", help="A schedule of your own: one line of actions per worker (e.g. 0F0 0F1 0B0 0B1), or a torch.distributed.pipelining CSV.", show_default=False)]
@@ -393,9 +398,9 @@ def run(
             f"~{micro} · MLP {config.layers}×{config.dim} ({_split_note(config, plan.stages)}) · {plural(steps, 'step')}{mode}"
         )
     result = _train(plan, config, steps, console, emulate, link, label="training")
-    if target is not None:
-        save_trace(target, [(f"{plan.name} (measured)", result.timeline)])
     data = summary(result, target, link, emulate)
+    if target is not None:
+        save_trace(target, [(f"{plan.name} (measured)", result.timeline)], [trace_metadata(data)])
     if console is None:
         print(json.dumps(data))
         return
@@ -448,9 +453,9 @@ def compare(
     target = trace_target(trace, no_trace, "compare.json")
     console = None if as_json else make_console()
     results = [_train(plan, config, steps, console, emulate, link, label="compare") for plan, config in zip(plans, configs)]
-    if target is not None:
-        save_trace(target, [(f"{r.schedule.name} (measured)", r.timeline) for r in results])
     runs = [summary(r, target, link, emulate) for r in results]
+    if target is not None:
+        save_trace(target, [(f"{r.schedule.name} (measured)", r.timeline) for r in results], [trace_metadata(d) for d in runs])
     if console is None:
         print(json.dumps({"runs": runs, "skipped": skipped, "trace": str(target) if target is not None else None}))
         return
@@ -511,8 +516,6 @@ def simulate_command(
     predicted_costs = costs_in_seconds(costs, latency)
     target = trace_target(trace, False, None)
     timeline = simulate(plan, predicted_costs)
-    if target is not None:
-        save_trace(target, [(f"{plan.name} (simulated)", timeline)])
     formula = theory_bubble(plan)
     data = {
         "schedule": plan.name,
@@ -528,6 +531,8 @@ def simulate_command(
         "idle_per_worker": [_ms(idle) for idle in timeline.idle()],
         "trace": str(target) if target is not None else None,
     }
+    if target is not None:
+        save_trace(target, [(f"{plan.name} (simulated)", timeline)], [trace_metadata(data)])
     if as_json:
         print(json.dumps(data))
         return

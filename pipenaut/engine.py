@@ -125,11 +125,12 @@ class Engine:
         starts = [min(per_worker[i] for per_worker in self._step_starts) for i in range(steps)]
         spans = sorted((s for per_worker in self._spans for s in per_worker), key=lambda s: (s.start, s.worker))
         origin = starts[0] if starts else 0.0
+        static = [
+            sum(param.nbytes + grad.nbytes for stage in self.schedule.stages_on(w) for param, grad in self.stages[stage].params())
+            for w in range(workers)
+        ]
         timeline = Timeline(
-            self.schedule,
-            [_shift(s, -origin) for s in spans],
-            [t - origin for t in starts],
-            source="measured",
+            self.schedule, [_shift(s, -origin) for s in spans], [t - origin for t in starts], "measured", static
         )
         return timeline, losses
 
@@ -201,7 +202,8 @@ class Engine:
         else:  # an emulated device takes the given time and computes nothing
             output = None
             _sleep_until(self._origin + start + self.emulate.of(action))
-        self._spans[worker].append(Span(worker, step, start, self._now(), kind, action))
+        held = self._held_bytes(worker) if self.emulate is None else None  # emulated devices hold nothing
+        self._spans[worker].append(Span(worker, step, start, self._now(), kind, action, memory=held))
         if kind == "F" and not last:
             self._send(self.schedule.placement[action.stage + 1], (step, "activation", action.stage, mb), output, worker)
         elif kind in ("B", "I") and action.stage > 0:
@@ -235,13 +237,28 @@ class Engine:
         while key not in pending:
             self._file(pending, inbox.get())
         payload, arrival = pending.pop(key)
-        if arrival > time.perf_counter():  # an emulated link: the message is not there before its latency
-            blocked = True
+        on_link = arrival > time.perf_counter()  # an emulated link: the message is not there before its latency
+        if on_link:
             _sleep_until(arrival)
-        if blocked:
+        if blocked or on_link:
             producer = self.schedule.upstream(action)
-            self._spans[worker].append(Span(worker, step, start, self._now(), "wait", producer, self.schedule.worker_of(producer)))
+            peer, end = self.schedule.worker_of(producer), self._now()
+            self._spans[worker].append(Span(worker, step, start, end, "wait", producer, peer))
+            if on_link:
+                sent = arrival - self.latency - self._origin
+                self._spans[worker].append(Span(worker, step, max(start, sent), end, "transit", producer, peer))
         return payload
+
+    def _held_bytes(self, worker: int) -> int:
+        """Activation bytes the worker's stages hold right now (their stashes)."""
+        return sum(
+            array.nbytes
+            for stage in self.schedule.stages_on(worker)
+            for stash in (self.stages[stage].stash, self.stages[stage].pending_weight)
+            for saved in stash.values()
+            for array in saved
+            if array is not None
+        )
 
     @staticmethod
     def _file(pending: dict, message) -> None:
@@ -262,4 +279,4 @@ def _sleep_until(deadline: float) -> None:
 
 
 def _shift(span: Span, by: float) -> Span:
-    return Span(span.worker, span.step, span.start + by, span.end + by, span.kind, span.action, span.peer)
+    return span._replace(start=span.start + by, end=span.end + by)

@@ -24,6 +24,7 @@ GLYPHS = {
     "wait": ("·", "grey50"),
 }
 IDLE = GLYPHS["wait"]
+DRAWN = {"F", "B", "I", "W", "optimizer"}  # what a cell can show besides idle
 
 
 LABELS = {"F": "forward", "B": "backward", "I": "input-grad", "W": "weight-grad", "wait": "idle", "optimizer": "optimizer"}
@@ -49,8 +50,8 @@ def _cells(spans: list[Span], t0: float, t1: float, width: int) -> Text:
     cover = [0.0] * width  # the largest share of the cell one span covers
     busy = [0.0] * width  # the share of the cell any span covers
     for span in spans:
-        if span.kind in ("wait", "overlap"):
-            continue  # waits are idle, the background; an overlap is drawn as its two halves
+        if span.kind not in DRAWN:
+            continue  # waits (and their transit) are idle, the background; an overlap is drawn as its halves
         # rounded so that float noise (0.001 s * 2000 cells/s = 1.9999...) cannot shift a boundary
         a, b = round((span.start - t0) * scale, 6), round((span.end - t0) * scale, 6)
         for cell in range(max(0, int(a)), min(width, math.ceil(b))):
@@ -64,7 +65,7 @@ def _cells(spans: list[Span], t0: float, t1: float, width: int) -> Text:
     shown = set(map(id, owner))
     for span in spans:  # an action shorter than a cell still gets the idle cell at its middle
         middle = min(width - 1, int((span.start + span.end) / 2 * scale - t0 * scale))
-        if span.kind not in ("wait", "overlap") and id(span) not in shown and owner[middle] is None:
+        if span.kind in DRAWN and id(span) not in shown and owner[middle] is None:
             owner[middle] = span
     row = Text()
     cell = 0

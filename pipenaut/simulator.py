@@ -202,9 +202,12 @@ def _run_events(schedule: Schedule, costs: Costs) -> Timeline:
                     start, waited_for = done, d
             else:
                 if waited_for is not None:
-                    append(new(Span, (w, 0, now, start, "wait", waited_for, placement[waited_for[0]])))
+                    peer = placement[waited_for[0]]
+                    append(new(Span, (w, 0, now, start, "wait", waited_for, peer, None)))
+                    if peer != w and latency > 0:  # the part of the wait the message was on the link
+                        append(new(Span, (w, 0, max(now, start - latency), start, "transit", waited_for, peer, None)))
                 now = start + cost_of[a[0]][a[1]]
-                append(new(Span, (w, 0, start, now, a[1], a, None)))
+                append(new(Span, (w, 0, start, now, a[1], a, None, None)))
                 finish[a] = now
                 pos += 1
                 if a in blocked_on:

@@ -29,9 +29,12 @@ COMPUTE_KINDS = ("F", "B", "I", "W")
 class Span(NamedTuple):
     """One interval on one worker's track. Times are seconds from the start of the run.
 
-    ``kind`` is an action kind (F, B, I, W), ``"wait"``, ``"optimizer"`` or ``"overlap"``. For a
-    compute span ``action`` is the action run; for a wait it is the action whose output was
-    awaited, produced on worker ``peer``; an overlap span encloses the spans of its two halves.
+    ``kind`` is an action kind (F, B, I, W), ``"wait"``, ``"transit"``, ``"optimizer"`` or
+    ``"overlap"``. For a compute span ``action`` is the action run; for a wait it is the action
+    whose output was awaited, produced on worker ``peer``; a transit span, nested in a wait, is
+    the part of it the message spent on an (emulated) link; an overlap span encloses the spans of
+    its two halves. ``memory`` is the activation bytes the worker held after a compute span, when
+    measured.
     """
 
     worker: int
@@ -41,6 +44,7 @@ class Span(NamedTuple):
     kind: str
     action: Action | Overlap | None = None
     peer: int | None = None
+    memory: int | None = None
 
     @property
     def duration(self) -> float:
@@ -57,6 +61,7 @@ class Timeline:
     spans: list[Span]
     step_starts: list[float]
     source: str  # "measured" or "simulated"
+    static_memory: list[int] | None = None  # parameter + gradient bytes per worker, when known
 
     @property
     def workers(self) -> int:
