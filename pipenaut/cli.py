@@ -1,4 +1,4 @@
-"""The ``pipenaut`` command line: run, compare, simulate, explain.
+"""The ``pipenaut`` command line: run, compare, simulate, explain, schedule, view.
 
 Every number printed comes from a measured (or, where labelled, simulated) timeline; textbook
 formulas are printed beside them, labelled as theory. Bad input gets one line naming the problem
@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import webbrowser
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -30,6 +31,7 @@ from .simulator import Costs, simulate, validate
 from .timeline import Timeline
 from .trace import check_writable, write_trace
 from .training import RunResult, train
+from .view import UI, PortBusy, TraceServer, serve_until_fetched
 
 
 class UsageProblem(Exception):
@@ -603,6 +605,36 @@ def schedule_command(
     print(f"wrote {target}: {plural(plan.workers, 'row')} (one per rank), {sum(map(len, plan.actions))} actions; "
           f"load it with _PipelineScheduleRuntime._load_csv(path, format='compute_only'), or run it here with "
           f"pipenaut run --schedule-file {target}")
+
+
+@app.command()
+def view(
+    trace: Annotated[Path, typer.Argument(help="A trace written by pipenaut (.json, .json.gz or .pftrace).", show_default=False)],
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Print the link instead of opening a browser.")] = False,
+) -> None:
+    """Open a trace in ui.perfetto.dev: serve just that file on 127.0.0.1:9001 until the UI fetched it."""
+    if not trace.is_file():
+        fail(f"no trace file at {trace}; pass the path of a trace that pipenaut run, compare or simulate wrote")
+    try:
+        server = TraceServer(trace)
+    except PortBusy as exc:
+        print(
+            f"error: {exc} (another pipenaut view, or trace_processor --httpd?); stop that, or open "
+            f"{UI} and choose 'Open trace file'",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1) from None
+    if no_browser or not webbrowser.open(server.link):
+        print(f"open this link in a browser: {server.link}")
+    else:
+        print(f"opened {server.link}")
+    print("serving only this file, on 127.0.0.1 only, until the UI has fetched it (Ctrl-C stops)", flush=True)
+    try:
+        serve_until_fetched(server)
+    except KeyboardInterrupt:
+        print("stopped before the UI fetched the trace")
+        return
+    print("the UI has the trace; stopped serving")
 
 
 def _version(value: bool) -> None:
