@@ -66,6 +66,7 @@ def write_pftrace(f: IO[bytes], records: Iterator) -> None:
                 d.process.pid = r.pid
                 d.process.process_name = r.name
                 d.child_ordering = TrackDescriptor.EXPLICIT
+                d.process_ordering = TrackDescriptor.PROCESS_ORDERING_EXPLICIT
                 d.sibling_order_rank = r.order
 
             describe(uuid, process)
