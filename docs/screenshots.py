@@ -31,6 +31,8 @@ def pipenaut(*args: str) -> None:
 def zoom_in(trace, presses: int) -> None:
     """Hover the timeline and hold W, as a person would, to zoom into the first step."""
     page = trace.page
+    if not presses:
+        return
     page.mouse.move(520, 300)
     for _ in range(presses):
         page.keyboard.down("w")
@@ -45,26 +47,20 @@ def main() -> None:
         sys.exit(f"cannot take screenshots: {reason}")
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder, PerfettoUI() as ui:
-        run = Path(folder) / "1f1b.pftrace"
-        pipenaut("run", "-s", "1f1b", "--steps", "3", "--trace", str(run))
-        trace = ui.load(run)
-        trace.screenshot(IMAGES / "run-overview.png")
-        zoom_in(trace, 6)
-        trace.screenshot(IMAGES / "run-one-step.png")
-        trace.close()
 
-        dual = Path(folder) / "dualpipev.json"
-        pipenaut("run", "-s", "dualpipev", "--steps", "2", "--trace", str(dual))
-        trace = ui.load(dual)
-        zoom_in(trace, 6)
-        trace.screenshot(IMAGES / "dualpipev-one-step.png")
-        trace.close()
+        def shoot(file: str, command: list[str], pictures: list[tuple[str, int]]) -> None:
+            """Write a trace with ``command``, then one screenshot per (name, zoom presses)."""
+            path = Path(folder) / file
+            pipenaut(*command, "--trace", str(path))
+            trace = ui.load(path)
+            for name, presses in pictures:
+                zoom_in(trace, presses)
+                trace.screenshot(IMAGES / name)
+            trace.close()
 
-        compare = Path(folder) / "compare.json"
-        pipenaut("compare", "--steps", "3", "--schedules", "naive,gpipe,1f1b,zb-h1", "--trace", str(compare))
-        trace = ui.load(compare)
-        trace.screenshot(IMAGES / "compare.png")
-        trace.close()
+        shoot("1f1b.pftrace", ["run", "-s", "1f1b", "--steps", "3"], [("run-overview.png", 0), ("run-one-step.png", 6)])
+        shoot("dualpipev.json", ["run", "-s", "dualpipev", "--steps", "2"], [("dualpipev-one-step.png", 6)])
+        shoot("compare.json", ["compare", "--steps", "3", "--schedules", "naive,gpipe,1f1b,zb-h1"], [("compare.png", 0)])
     print(f"wrote {', '.join(sorted(p.name for p in IMAGES.glob('*.png')))} to {IMAGES}")
 
 

@@ -110,26 +110,33 @@ def build_looped_bfs(workers: int, microbatches: int, virtual: int = 2) -> Sched
     return _make("looped-bfs", _looped(p, v), m, orders)
 
 
+def _split_backward(name: str, p: int, m: int, warmup, delay) -> Schedule:
+    """The zero-bubble family on one stage per worker: worker d runs ``warmup(d)`` forwards, then
+    per microbatch its input-gradient I, the W held back by ``delay(d)`` microbatches, and the
+    next forward; the held-back W's close the list."""
+    orders = []
+    for d in range(p):
+        ahead, late = min(warmup(d), m), delay(d)
+        order = [("F", mb) for mb in range(ahead)]
+        for mb in range(m):
+            order.append(("I", mb))
+            if mb >= late:
+                order.append(("W", mb - late))
+            if ahead + mb < m:
+                order.append(("F", ahead + mb))
+        order += [("W", mb) for mb in range(max(0, m - late), m)]
+        orders.append(order)
+    return _one_stage_per_worker(name, orders, m)
+
+
 def build_zb_h1(workers: int, microbatches: int) -> Schedule:
     """ZB-H1 (zero bubble, Qi et al. 2024): 1F1B with the backward split into I and W.
 
-    Worker d runs 1F1B's warm-up, then steady I/F pairs, but defers each W by ``d``
-    input-gradients, so the W's fill the bubbles that 1F1B's later workers wait in. Activation memory stays
-    at 1F1B's p microbatches."""
-    p, m = workers, microbatches
-    orders = []
-    for d in range(p):
-        warmup, delay = min(p - d, m), d
-        order = [("F", mb) for mb in range(warmup)]
-        for mb in range(m):
-            order.append(("I", mb))
-            if mb >= delay:
-                order.append(("W", mb - delay))
-            if warmup + mb < m:
-                order.append(("F", warmup + mb))
-        order += [("W", mb) for mb in range(max(0, m - delay), m)]
-        orders.append(order)
-    return _one_stage_per_worker("zb-h1", orders, m)
+    Worker d runs 1F1B's warm-up (``p-d`` forwards), then I/F pairs, but defers each W by ``d``
+    input-gradients, so the W's fill the bubbles that 1F1B's later workers wait in. Activation
+    memory stays at 1F1B's p microbatches."""
+    p = workers
+    return _split_backward("zb-h1", p, microbatches, warmup=lambda d: p - d, delay=lambda d: d)
 
 
 def build_zb_h2(workers: int, microbatches: int) -> Schedule:
@@ -137,20 +144,8 @@ def build_zb_h2(workers: int, microbatches: int) -> Schedule:
     input-gradient comes back; then I, W, F per microbatch, with W deferred by ``2d-p+1`` on the
     later workers, so no worker idles between its first and last action of the steady state.
     About twice 1F1B's activation memory (``2p-1`` on worker 0)."""
-    p, m = workers, microbatches
-    orders = []
-    for d in range(p):
-        warmup, delay = min(2 * (p - d) - 1, m), max(0, 2 * d - p + 1)
-        order = [("F", mb) for mb in range(warmup)]
-        for mb in range(m):
-            order.append(("I", mb))
-            if mb >= delay:
-                order.append(("W", mb - delay))
-            if warmup + mb < m:
-                order.append(("F", warmup + mb))
-        order += [("W", mb) for mb in range(max(0, m - delay), m)]
-        orders.append(order)
-    return _one_stage_per_worker("zb-h2", orders, m)
+    p = workers
+    return _split_backward("zb-h2", p, microbatches, warmup=lambda d: 2 * (p - d) - 1, delay=lambda d: max(0, 2 * d - p + 1))
 
 
 def _v_shape(workers: int) -> list[int]:
