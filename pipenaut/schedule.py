@@ -44,7 +44,14 @@ class Schedule:
         return tuple(tuple(a for step in row for a in step.parts) for row in self.actions)
 
     def stages_on(self, worker: int) -> list[int]:
-        return [stage for stage, owner in enumerate(self.placement) if owner == worker]
+        return self._stages_by_worker.get(worker, [])
+
+    @cached_property
+    def _stages_by_worker(self) -> dict[int, list[int]]:
+        by_worker: dict[int, list[int]] = {}
+        for stage, owner in enumerate(self.placement):
+            by_worker.setdefault(owner, []).append(stage)
+        return by_worker
 
     def prerequisites(self, action: Action) -> tuple[Action, ...]:
         """Every action that must finish before `action` can start.

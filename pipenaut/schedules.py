@@ -162,47 +162,50 @@ def build_zb_v(workers: int, microbatches: int) -> Schedule:
     (The order torch.distributed.pipelining's ScheduleZBVZeroBubble runs.)"""
     p, m = workers, microbatches
     n = max(2 * p - 1, m)  # built for at least 2p-1 microbatches, then trimmed to m
-    orders = []
-    for d in range(p):
-        low, high = d, 2 * p - 1 - d
-        count = {"F0": 0, "F1": 0, "B0": 0, "B1": 0}
-        order: list[Entry] = []
-
-        def add(stage: int, kind: str, key: str | None = None, mb: int | None = None) -> None:
-            if mb is None:
-                mb = count[key]
-                count[key] += 1
-            order.append((stage, kind, mb))
-
-        for _ in range(2 * (p - d) - 1):
-            add(low, "F", "F0")
-        for _ in range(d):
-            add(high, "F", "F1")
-            add(low, "F", "F0")
-        for _ in range(p - d):
-            add(high, "F", "F1")
-            add(high, "I", mb=count["B1"])
-            add(high, "W", "B1")
-        while count["F1"] < count["F0"] or count["F0"] < n:
-            if count["F0"] < n:
-                add(low, "F", "F0")
-            add(low, "I", mb=count["B0"])
-            add(low, "W", "B0")
-            add(high, "F", "F1")
-            add(high, "I", mb=count["B1"])
-            add(high, "W", "B1")
-        w0, w1 = count["B0"], count["B1"]
-        for _ in range(d):
-            add(low, "I", "B0")
-            add(high, "I", "B1")
-        for _ in range(p - d):
-            add(low, "I", "B0")
-            add(low, "W", mb=w0)
-            w0 += 1
-        order += [(high, "W", mb) for mb in range(w1, count["B1"])]
-        order += [(low, "W", mb) for mb in range(w0, count["B0"])]
-        orders.append([e for e in order if e[2] < m])
+    orders = [[e for e in _zb_v_worker(p, n, d) if e[2] < m] for d in range(p)]
     return _make("zb-v", _v_shape(p), m, orders)
+
+
+def _zb_v_worker(p: int, n: int, d: int) -> list[Entry]:
+    """Worker d's list of ZB-V, for n microbatches."""
+    low, high = d, 2 * p - 1 - d
+    count = {"F0": 0, "F1": 0, "B0": 0, "B1": 0}
+    order: list[Entry] = []
+
+    def add(stage: int, kind: str, key: str | None = None, mb: int | None = None) -> None:
+        if mb is None:
+            mb = count[key]
+            count[key] += 1
+        order.append((stage, kind, mb))
+
+    for _ in range(2 * (p - d) - 1):
+        add(low, "F", "F0")
+    for _ in range(d):
+        add(high, "F", "F1")
+        add(low, "F", "F0")
+    for _ in range(p - d):
+        add(high, "F", "F1")
+        add(high, "I", mb=count["B1"])
+        add(high, "W", "B1")
+    while count["F1"] < count["F0"] or count["F0"] < n:
+        if count["F0"] < n:
+            add(low, "F", "F0")
+        add(low, "I", mb=count["B0"])
+        add(low, "W", "B0")
+        add(high, "F", "F1")
+        add(high, "I", mb=count["B1"])
+        add(high, "W", "B1")
+    w0, w1 = count["B0"], count["B1"]
+    for _ in range(d):
+        add(low, "I", "B0")
+        add(high, "I", "B1")
+    for _ in range(p - d):
+        add(low, "I", "B0")
+        add(low, "W", mb=w0)
+        w0 += 1
+    order += [(high, "W", mb) for mb in range(w1, count["B1"])]
+    order += [(low, "W", mb) for mb in range(w0, count["B0"])]
+    return order
 
 
 def build_dualpipev(workers: int, microbatches: int) -> Schedule:
@@ -219,62 +222,64 @@ def build_dualpipev(workers: int, microbatches: int) -> Schedule:
     p, m = workers, microbatches
     if m < 2 * p:
         raise ScheduleError(f"dualpipev needs at least 2 x workers = {2 * p} microbatches (got {m}); pass --chunks {2 * p}")
-    orders = []
-    for d in range(p):
-        chunk_stage = (d, 2 * p - 1 - d)
-        forward, backward = [0, 0], [0, 0]
-        deferred: list[tuple[int, str, int]] = []  # W's split off zero-bubble backwards, oldest first
-        order: list[Entry] = []
+    return _make("dualpipev", _v_shape(p), m, [_dualpipev_worker(p, m, d) for d in range(p)])
 
-        def f(chunk: int) -> tuple[int, str, int]:
-            forward[chunk] += 1
-            return (chunk_stage[chunk], "F", forward[chunk] - 1)
 
-        def b(chunk: int, zero_bubble: bool = False) -> list[tuple[int, str, int]]:
-            backward[chunk] += 1
-            stage, mb = chunk_stage[chunk], backward[chunk] - 1
-            if not zero_bubble:
-                return [(stage, "B", mb)]
-            deferred.append((stage, "W", mb))
-            return [(stage, "I", mb)]
+def _dualpipev_worker(p: int, m: int, d: int) -> list[Entry]:
+    """Worker d's list of DualPipeV."""
+    chunk_stage = (d, 2 * p - 1 - d)
+    forward, backward = [0, 0], [0, 0]
+    deferred: list[tuple[int, str, int]] = []  # W's split off zero-bubble backwards, oldest first
+    order: list[Entry] = []
 
-        def w() -> tuple[int, str, int]:
-            return deferred.pop(0)
+    def f(chunk: int) -> tuple[int, str, int]:
+        forward[chunk] += 1
+        return (chunk_stage[chunk], "F", forward[chunk] - 1)
 
-        def fb(forward_chunk: int, backward_chunk: int) -> Overlap:
-            first = f(forward_chunk)
-            (second,) = b(backward_chunk)
-            return Overlap(Action(*first), Action(*second))
+    def b(chunk: int, zero_bubble: bool = False) -> list[tuple[int, str, int]]:
+        backward[chunk] += 1
+        stage, mb = chunk_stage[chunk], backward[chunk] - 1
+        if not zero_bubble:
+            return [(stage, "B", mb)]
+        deferred.append((stage, "W", mb))
+        return [(stage, "I", mb)]
 
-        order += [f(0) for _ in range((p - d - 1) * 2)]  # 1: chunk-0 forwards
-        for _ in range(d + 1):  # 2: pairs of chunk-0 and chunk-1 forwards
-            order += [f(0), f(1)]
-        for _ in range(p - d - 1):  # 3: chunk-1 backward (zero bubble), its W, next chunk-1 forward
-            order += b(1, zero_bubble=True)
-            order += [w(), f(1)]
-        for i in range(m - 2 * p + d + 1):  # 4: the main, overlapped phase
-            if i == 0 and d == p - 1:  # the bottom of the V does these two apart (as DualPipeV)
-                order += [f(0)] + b(1)
-            else:
-                order.append(fb(0, 1))
-            order.append(fb(1, 0))
-        for _ in range(p - d - 1):  # 5: chunk-1 backward, then an overlapped chunk-1 F / chunk-0 B
-            order += b(1)
-            order.append(fb(1, 0))
-        zero_bubble = False
-        for i in range(d + 1):  # 6: the backward tail; its second half splits I and W
-            if i == (d + 1) // 2 and d % 2 == 1:
-                zero_bubble = True
-            order += b(1, zero_bubble)
-            if i == (d + 1) // 2 and d % 2 == 0:
-                zero_bubble = True
-            order += b(0, zero_bubble)
-        for _ in range(p - d - 1):  # 7: a deferred W, then a chunk-0 input-gradient
-            order.append(w())
-            order += b(0, zero_bubble=True)
-        order += [w() for _ in range(len(deferred))]  # 8: the remaining W's
-        orders.append(order)
-    return _make("dualpipev", _v_shape(p), m, orders)
+    def w() -> tuple[int, str, int]:
+        return deferred.pop(0)
+
+    def fb(forward_chunk: int, backward_chunk: int) -> Overlap:
+        first = f(forward_chunk)
+        (second,) = b(backward_chunk)
+        return Overlap(Action(*first), Action(*second))
+
+    order += [f(0) for _ in range((p - d - 1) * 2)]  # 1: chunk-0 forwards
+    for _ in range(d + 1):  # 2: pairs of chunk-0 and chunk-1 forwards
+        order += [f(0), f(1)]
+    for _ in range(p - d - 1):  # 3: chunk-1 backward (zero bubble), its W, next chunk-1 forward
+        order += b(1, zero_bubble=True)
+        order += [w(), f(1)]
+    for i in range(m - 2 * p + d + 1):  # 4: the main, overlapped phase
+        if i == 0 and d == p - 1:  # the bottom of the V does these two apart (as DualPipeV)
+            order += [f(0)] + b(1)
+        else:
+            order.append(fb(0, 1))
+        order.append(fb(1, 0))
+    for _ in range(p - d - 1):  # 5: chunk-1 backward, then an overlapped chunk-1 F / chunk-0 B
+        order += b(1)
+        order.append(fb(1, 0))
+    zero_bubble = False
+    for i in range(d + 1):  # 6: the backward tail; its second half splits I and W
+        if i == (d + 1) // 2 and d % 2 == 1:
+            zero_bubble = True
+        order += b(1, zero_bubble)
+        if i == (d + 1) // 2 and d % 2 == 0:
+            zero_bubble = True
+        order += b(0, zero_bubble)
+    for _ in range(p - d - 1):  # 7: a deferred W, then a chunk-0 input-gradient
+        order.append(w())
+        order += b(0, zero_bubble=True)
+    order += [w() for _ in range(len(deferred))]  # 8: the remaining W's
+    return order
 
 
 @dataclass(frozen=True)
