@@ -7,7 +7,8 @@ to go on), ``1W5`` only the gradient for the stage's *weights* (which nobody wai
 be deferred into a bubble). A full backward ``B`` is ``I`` then ``W``.
 
 DualPipe issues a forward of one microbatch together with a backward of another as one
-*overlapped* step, written ``(0F7;7B3)``; pipenaut runs the two back to back on the worker.
+*overlapped* step, written ``(0F7;7B3)OVERLAP_F_B`` as torch.distributed.pipelining does (the short
+``(0F7;7B3)`` is read too); pipenaut runs the two back to back on the worker.
 """
 
 from __future__ import annotations
@@ -60,13 +61,20 @@ class Action(NamedTuple):
         return cls(int(stage), kind.upper(), int(microbatch))
 
 
+OVERLAP_SUFFIX = "OVERLAP_F_B"  # torch.distributed.pipelining's name for the overlapped kind
+
+
 class Overlap(NamedTuple):
-    """Two actions of one worker issued as one step, e.g. ``(0F7;7B3)``; run back to back."""
+    """Two actions of one worker issued as one step, e.g. ``(0F7;7B3)OVERLAP_F_B``; run back to back."""
 
     first: Action
     second: Action
 
     def __str__(self) -> str:
+        return f"{self.short}{OVERLAP_SUFFIX}"
+
+    @property
+    def short(self) -> str:
         return f"({self.first};{self.second})"
 
     @property
@@ -75,8 +83,11 @@ class Overlap(NamedTuple):
 
 
 def parse_step(text: str) -> Action | Overlap:
-    """One entry of a worker's list: an action (``0F3``) or an overlapped pair (``(0F7;7B3)``)."""
+    """One entry of a worker's list: an action (``0F3``) or an overlapped pair
+    (``(0F7;7B3)OVERLAP_F_B``, or just ``(0F7;7B3)``)."""
     text = text.strip()
+    if text.upper().endswith(OVERLAP_SUFFIX):
+        text = text[: -len(OVERLAP_SUFFIX)]
     if text.startswith("(") and text.endswith(")"):
         parts = text[1:-1].split(";")
         if len(parts) != 2:

@@ -112,7 +112,7 @@ class Schedule:
 
 
 _SEPARATORS = re.compile(r"[\s,]+")  # not ";": it joins the two halves of an overlapped pair
-_PAIR = re.compile(r"\([^)]*\)")
+_PAIR = re.compile(r"\([^)]*\)")  # spaces inside a pair do not split it
 _WORKER_PREFIX = re.compile(r"^\s*(worker|rank)\s*\d+\s*:", re.IGNORECASE)
 
 
@@ -161,9 +161,13 @@ def read_schedule_file(path: str | Path) -> Schedule:
     return parse_schedule(text, name=path.stem)
 
 
-def write_schedule_csv(path: str | Path, schedule: Schedule) -> None:
+def schedule_csv(schedule: Schedule) -> str:
     """The compute-only CSV of torch.distributed.pipelining: one row per rank, one action per
     cell. :func:`read_schedule_file` reads it back."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([str(step) for step in row] for row in schedule.actions)
-    Path(path).write_text(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_schedule_csv(path: str | Path, schedule: Schedule) -> None:
+    Path(path).write_text(schedule_csv(schedule))

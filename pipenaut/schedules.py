@@ -100,11 +100,12 @@ def build_interleaved(workers: int, microbatches: int, virtual: int = 2) -> Sche
 
 def build_looped_bfs(workers: int, microbatches: int, virtual: int = 2) -> Schedule:
     """Looped BFS (breadth first): the interleaved placement, but each worker runs all forwards
-    of its first chunk, then of its next chunk, ..., then all backwards, last chunk first."""
+    of its first chunk, then of its next chunk, ..., then all backwards, last chunk first and
+    last microbatch first (the order torch.distributed.pipelining's ScheduleLoopedBFS runs)."""
     p, m, v = workers, microbatches, virtual
     orders = [
         [(d + c * p, "F", mb) for c in range(v) for mb in range(m)]
-        + [(d + c * p, "B", mb) for c in reversed(range(v)) for mb in range(m)]
+        + [(d + c * p, "B", mb) for c in reversed(range(v)) for mb in reversed(range(m))]
         for d in range(p)
     ]
     return _make("looped-bfs", _looped(p, v), m, orders)

@@ -53,7 +53,7 @@ def slice_name(span: Span) -> str:
     if span.kind == "optimizer":
         return "optimizer"
     if span.kind == "overlap":
-        return f"{span.action} overlapped"
+        return f"{span.action.short} overlapped"
     return f"{span.action} {SLICE_WORDS[span.kind]}"
 
 
@@ -70,7 +70,7 @@ def _args(span: Span) -> dict:
         if span.memory is not None:
             args["activation_bytes_held"] = span.memory
     elif span.kind == "overlap":
-        args.update(action=str(span.action), first=str(span.action.first), second=str(span.action.second))
+        args.update(action=span.action.short, first=str(span.action.first), second=str(span.action.second))
     elif span.kind in ("wait", "transit"):
         args.update(waiting_for=str(span.action), from_worker=span.peer, stage=span.action.stage, microbatch=span.action.microbatch)
     return args

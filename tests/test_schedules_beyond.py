@@ -41,7 +41,7 @@ def test_zb_h1_4_workers_8_microbatches_is_exact():
 
 def test_looped_bfs_runs_each_chunk_breadth_first():
     s = build_schedule("looped-bfs", 2, 2, virtual=2)
-    assert line(s, 0) == "0F0 0F1 2F0 2F1 2B0 2B1 0B0 0B1"
+    assert line(s, 0) == "0F0 0F1 2F0 2F1 2B1 2B0 0B1 0B0"
 
 
 def test_v_placement():
@@ -53,7 +53,7 @@ def test_dualpipev_overlaps_a_forward_with_a_backward_in_the_steady_state():
     s = build_schedule("dualpipev", 4, 8)
     pairs = [step for row in s.actions for step in row if isinstance(step, Overlap)]
     assert pairs and all(p.first.kind == "F" and p.second.kind == "B" for p in pairs)
-    assert "(0F7;7B3)" in line(s, 0)
+    assert "(0F7;7B3)OVERLAP_F_B" in line(s, 0)
     assert any(a.kind == "I" for row in s.flat for a in row)  # the zero-bubble tail
 
 
@@ -111,10 +111,12 @@ def test_interleaved_runs_when_p_does_not_divide_m():
 
 def test_overlapped_steps_print_and_parse():
     pair = parse_step("(0F7;7B3)")
-    assert pair == Overlap(Action(0, "F", 7), Action(7, "B", 3)) and str(pair) == "(0F7;7B3)"
+    assert pair == Overlap(Action(0, "F", 7), Action(7, "B", 3))
+    assert str(pair) == "(0F7;7B3)OVERLAP_F_B" and parse_step(str(pair)) == pair  # torch's spelling
     one_worker = parse_schedule("0F0 1F0 (0F1; 1B0) 1F1 0B0 1B1 0B1")  # two stages on one worker
     assert one_worker.actions[0][2] == Overlap(Action(0, "F", 1), Action(1, "B", 0))
-    assert one_worker.placement == (0, 0) and one_worker.format() == "0F0 1F0 (0F1;1B0) 1F1 0B0 1B1 0B1"
+    assert one_worker.placement == (0, 0)
+    assert one_worker.format() == "0F0 1F0 (0F1;1B0)OVERLAP_F_B 1F1 0B0 1B1 0B1"
     timeline = simulate(one_worker, Costs(F=1, B=2))
     (overlap,) = [s for s in timeline.spans if s.kind == "overlap"]
     assert (overlap.start, overlap.end) == (2, 5)  # encloses 0F1 [2,3] and 1B0 [3,5]
@@ -139,7 +141,7 @@ def test_schedule_command_prints_and_writes_csv(tmp_path, monkeypatch):
     assert printed[0].startswith("0F0 0F1 0F2 0F3 4F0") and len(printed) == 4
     result = runner.invoke(app, ["schedule", "dualpipev", "-w", "2", "-c", "4", "--csv", "dp.csv"])
     assert result.exit_code == 0 and "wrote dp.csv" in result.stdout
-    assert "(" in (tmp_path / "dp.csv").read_text()
+    assert ")OVERLAP_F_B" in (tmp_path / "dp.csv").read_text()
     trained = runner.invoke(app, ["run", "--schedule-file", "dp.csv", "--dim", "8", "--steps", "2", "--batch-size", "8", "--json"])
     assert trained.exit_code == 0, trained.output
     data = json.loads(trained.stdout)
