@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import webbrowser
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -27,9 +28,9 @@ from .engine import PipelineError
 from .model import ModelConfig, layer_split
 from .schedule import Schedule, ScheduleError, read_schedule_file, write_schedule_csv
 from .schedules import SCHEDULES, build_schedule, get_schedule_info, schedule_names
-from .simulator import Costs, simulate, validate
+from .simulator import MAX_COST, Costs, simulate, validate
 from .timeline import Timeline
-from .trace import check_writable, write_trace
+from .trace import FORMATS, check_writable, write_trace
 from .training import RunResult, train
 from .view import UI, PortBusy, TraceServer, serve_until_fetched
 
@@ -113,6 +114,9 @@ def plan_schedule(
     """A built-in schedule by name (default 1f1b, 4 workers, 8 microbatches) or a user's file,
     validated."""
     check_at_least_one(workers=workers, chunks=chunks, virtual=virtual)
+    actions = 3 * (workers or 4) * (chunks or 8) * (virtual or 2)  # an upper bound of the list's size
+    if schedule_file is None and actions > MAX_ACTIONS:
+        fail(f"that schedule would have about {actions:,} actions, more than {MAX_ACTIONS:,}; pass fewer --chunks or --workers")
     try:
         if schedule_file is None:
             schedule = build_schedule(name or "1f1b", workers or 4, chunks or 8, virtual)
@@ -127,8 +131,12 @@ def plan_schedule(
                     fail(f"{schedule_file} has {actual} {what} but {flag} {given} was given; drop {flag} or make it {actual}")
         validate(schedule)
     except ScheduleError as exc:
-        fail(f"{schedule_file}: {exc}" if schedule_file is not None else str(exc))
+        named = schedule_file is None or str(schedule_file) in str(exc)
+        fail(str(exc) if named else f"{schedule_file}: {exc}")
     return schedule
+
+
+MAX_ACTIONS = 20_000_000  # a few GB of action lists: beyond it, a clear "no" beats swapping
 
 
 def model_config(schedule: Schedule, batch_size: int, dim: int, layers: int | None, seed: int) -> ModelConfig:
@@ -139,7 +147,7 @@ def model_config(schedule: Schedule, batch_size: int, dim: int, layers: int | No
     if layers is None:
         layers = max(8, stages)
     if layers < stages:
-        fail(f"{layers} layers cannot be split over {stages} stages; pass --layers {stages} or more, or fewer --workers")
+        fail(f"{layers} layers cannot be split over {stages} stages; pass --layers {stages} or more")
     if batch_size < schedule.microbatches:
         fail(
             f"a batch of {batch_size} cannot be cut into {schedule.microbatches} microbatches; "
@@ -162,14 +170,24 @@ def _physical_memory() -> int | None:
         return None
 
 
-def costs_in_seconds(text: str, latency_ms: float) -> Costs:
-    """``--costs`` and ``--latency`` are milliseconds; timelines are seconds."""
-    if not latency_ms >= 0 or math.isinf(latency_ms):
-        fail(f"--latency must be a number of milliseconds >= 0 (got {latency_ms}); e.g. --latency 0.5")
+def per_stage(costs: Costs, schedule: Schedule) -> Costs:
+    """``--costs`` are per action of a worker's whole model slice; a worker that holds v stages
+    does 1/v of that slice per stage action, so every schedule does the same work per worker."""
+    if schedule.stages == schedule.workers:
+        return costs
+    return replace(costs, stage_scale=(schedule.workers / schedule.stages,) * schedule.stages)
+
+
+def costs_in_seconds(text: str | None, latency_ms: float) -> Costs:
+    """``--costs`` and ``--latency`` are milliseconds; timelines are seconds. Without ``--costs``
+    only the latency matters."""
+    if not 0 <= latency_ms <= MAX_COST:
+        fail(f"--latency must be a number of milliseconds from 0 to {MAX_COST:g} (got {latency_ms}); e.g. --latency 0.5")
     try:
-        return Costs.parse(text, latency=latency_ms).scaled(1e-3)
+        costs = Costs(latency=latency_ms) if text is None else Costs.parse(text, latency=latency_ms)
     except ValueError as exc:
         fail(f"--costs: {exc}")
+    return costs.scaled(1e-3)
 
 
 class Compute(str, Enum):
@@ -183,23 +201,30 @@ def emulation(compute: Compute, costs: str | None, latency_ms: float) -> tuple[C
         fail("--compute emulate needs --costs, e.g. --costs F=2,B=4 (milliseconds)")
     if compute is Compute.real and costs is not None:
         fail("--costs sets emulated action durations; add --compute emulate (or use pipenaut simulate)")
-    parsed = costs_in_seconds(costs or "", latency_ms)
+    parsed = costs_in_seconds(costs, latency_ms)
     return (parsed if compute is Compute.emulate else None), parsed.latency
 
 
-def trace_target(trace: Optional[str], no_trace: bool, default: str | None) -> Optional[Path]:
+def trace_target(trace: Optional[str], no_trace: bool, default: str | None, flag: str = "--trace") -> Optional[Path]:
+    """Where a file will go, checked now: before anything runs, so a bad path costs nothing."""
     if no_trace and trace is not None:
         fail("--trace and --no-trace contradict each other; pass one of them")
     if no_trace or (trace is None and default is None):
         return None
+    example = "plan.csv" if flag == "--csv" else "run.json"
     if trace is not None and (trace == "" or trace.endswith(("/", os.sep))):
-        fail(f"--trace {trace!r} names a folder, not a file; pass a file name such as {trace or 'traces/'}run.json")
+        fail(f"{flag} {trace!r} names a folder, not a file; pass a file name such as {trace or 'traces/'}{example}")
     path = Path(trace) if trace is not None else Path("traces") / default
+    what = "the trace to " if flag == "--trace" else ""
     try:
-        return check_writable(path)
+        check_writable(path)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        fail(f"cannot write the trace to {path}: {reason}; pass another --trace PATH, or --no-trace")
+        alternative = f"pass another {flag} PATH" + (", or --no-trace" if flag == "--trace" else "")
+        fail(f"cannot write {what}{path}: {reason}; {alternative}")
+    if flag == "--trace" and not str(path).lower().endswith(FORMATS):
+        fail(f"--trace {path}: the extension picks the format; end the name in {', '.join(FORMATS)}")
+    return path
 
 
 def trace_metadata(data: dict) -> dict:
@@ -305,6 +330,8 @@ def _split_note(config: ModelConfig, stages: int) -> str:
 
 def _train(schedule: Schedule, config: ModelConfig, steps: int, console: Console | None, emulate: Costs | None, latency: float, label: str) -> RunResult:
     """Train with a progress bar (none when ``console`` is None); engine failures become one line."""
+    if emulate is not None:
+        emulate = per_stage(emulate, schedule)
     try:
         if console is None:
             return train(schedule, config, steps, emulate=emulate, latency=latency)
@@ -361,7 +388,7 @@ NoTraceOpt = Annotated[bool, typer.Option("--no-trace", help="Write no trace fil
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 ScheduleFileOpt = Annotated[Optional[Path], typer.Option("--schedule-file", help="A schedule of your own: one line of actions per worker (e.g. 0F0 0F1 0B0 0B1), or a torch.distributed.pipelining CSV.", show_default=False)]
 ComputeOpt = Annotated[Compute, typer.Option("--compute", help="real: train with the numpy kernels; emulate: each action takes --costs milliseconds instead (timing only).")]
-EmulateCostsOpt = Annotated[Optional[str], typer.Option("--costs", help="With --compute emulate: milliseconds per action kind, e.g. F=2,B=4 (B defaults to I+W). Emulated devices wait instead of computing, so nothing is trained.", show_default=False)]
+EmulateCostsOpt = Annotated[Optional[str], typer.Option("--costs", help="With --compute emulate: milliseconds per action kind for a worker's whole model slice, e.g. F=2,B=4 (B defaults to I+W; with v stages per worker each stage action takes 1/v). Emulated devices wait instead of computing, so nothing is trained.", show_default=False)]
 LatencyOpt = Annotated[float, typer.Option("--latency", help="Milliseconds every transfer between two workers takes.")]
 VirtualOpt = Annotated[Optional[int], typer.Option("--virtual", "-v", help="Stages per worker for interleaved and looped-bfs. \\[default: 2]", show_default=False)]
 
@@ -420,7 +447,7 @@ def compare(
     dim: DimOpt = 256,
     layers: LayersOpt = None,
     seed: SeedOpt = 0,
-    trace: TraceOpt = None,
+    trace: Annotated[Optional[str], typer.Option("--trace", help="Where to write the Perfetto trace: .json, .json.gz or .pftrace. \\[default: traces/compare.json]", show_default=False)] = None,
     no_trace: NoTraceOpt = False,
     as_json: JsonOpt = False,
     compute: ComputeOpt = Compute.real,
@@ -504,7 +531,7 @@ def simulate_command(
     name: Annotated[Optional[str], typer.Argument(help=f"One of: {schedule_names()}; or use --schedule-file.", show_default=False)] = None,
     workers: WorkersOpt = None,
     chunks: ChunksOpt = None,
-    costs: Annotated[str, typer.Option("--costs", help="Milliseconds per action kind, e.g. F=1,B=2 or F=1,I=1,W=1 (B defaults to I+W).")] = "F=1,B=2",
+    costs: Annotated[str, typer.Option("--costs", help="Milliseconds per action kind for a worker's whole model slice, e.g. F=1,B=2 or F=1,I=1,W=1 (B defaults to I+W); with v stages per worker each stage action takes 1/v.")] = "F=1,B=2",
     latency: LatencyOpt = 0.0,
     schedule_file: ScheduleFileOpt = None,
     trace: Annotated[Optional[str], typer.Option("--trace", help="Also write the predicted timeline as a Perfetto trace.", show_default=False)] = None,
@@ -515,7 +542,7 @@ def simulate_command(
     if name is None and schedule_file is None:
         fail(f"name a schedule ({schedule_names()}) or pass --schedule-file FILE")
     plan = plan_schedule(name, schedule_file, workers, chunks, virtual)
-    predicted_costs = costs_in_seconds(costs, latency)
+    predicted_costs = per_stage(costs_in_seconds(costs, latency), plan)
     target = trace_target(trace, False, None)
     timeline = simulate(plan, predicted_costs)
     formula = theory_bubble(plan)
@@ -525,6 +552,7 @@ def simulate_command(
         "chunks": plan.microbatches,
         "stages": plan.stages,
         "costs_ms": {kind: _ms(predicted_costs.of_kind(kind)) for kind in ("F", "B", "I", "W")},
+        "stage_action_scale": plan.workers / plan.stages,
         "latency_ms": latency,
         "makespan": _ms(timeline.makespan()),
         "bubble": timeline.bubble(),
@@ -596,7 +624,7 @@ def schedule_command(
     if csv_path is None:
         print(plan.format())
         return
-    target = trace_target(csv_path, False, None)
+    target = trace_target(csv_path, False, None, flag="--csv")
     try:
         write_schedule_csv(target, plan)
     except OSError as exc:
@@ -629,11 +657,7 @@ def view(
     else:
         print(f"opened {server.link}")
     print("serving only this file, on 127.0.0.1 only, until the UI has fetched it (Ctrl-C stops)", flush=True)
-    try:
-        serve_until_fetched(server)
-    except KeyboardInterrupt:
-        print("stopped before the UI fetched the trace")
-        return
+    serve_until_fetched(server)  # Ctrl-C ends it like any command: exit 130
     print("the UI has the trace; stopped serving")
 
 

@@ -125,7 +125,7 @@ class Engine:
         starts = [min(per_worker[i] for per_worker in self._step_starts) for i in range(steps)]
         spans = sorted((s for per_worker in self._spans for s in per_worker), key=lambda s: (s.start, s.worker))
         origin = starts[0] if starts else 0.0
-        static = [
+        static = None if self.emulate is not None else [  # emulated devices hold no model
             sum(param.nbytes + grad.nbytes for stage in self.schedule.stages_on(w) for param, grad in self.stages[stage].params())
             for w in range(workers)
         ]

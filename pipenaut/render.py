@@ -63,10 +63,13 @@ def _cells(spans: list[Span], t0: float, t1: float, width: int) -> Text:
         if cover[cell] < 1.0 - busy[cell]:  # idle covers more of this cell than any span
             owner[cell] = None
     shown = set(map(id, owner))
-    for span in spans:  # an action shorter than a cell still gets the idle cell at its middle
+    for span in spans:  # an action shorter than a cell still gets an idle cell at or next to its middle
         middle = min(width - 1, int((span.start + span.end) / 2 * scale - t0 * scale))
-        if span.kind in DRAWN and id(span) not in shown and owner[middle] is None:
-            owner[middle] = span
+        if span.kind not in DRAWN or id(span) in shown:
+            continue
+        free = [c for c in (middle, middle - 1, middle + 1) if 0 <= c < width and owner[c] is None]
+        if free:
+            owner[free[0]] = span
     row = Text()
     cell = 0
     while cell < width:

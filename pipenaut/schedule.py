@@ -113,7 +113,7 @@ class Schedule:
 
 _SEPARATORS = re.compile(r"[\s,]+")  # not ";": it joins the two halves of an overlapped pair
 _PAIR = re.compile(r"\([^)]*\)")  # spaces inside a pair do not split it
-_WORKER_PREFIX = re.compile(r"^\s*(worker|rank)\s*\d+\s*:", re.IGNORECASE)
+_WORKER_PREFIX = re.compile(r"^\s*(worker|rank)\s*(\d+)\s*:", re.IGNORECASE)
 
 
 def parse_schedule(text: str, name: str = "custom") -> Schedule:
@@ -124,7 +124,14 @@ def parse_schedule(text: str, name: str = "custom") -> Schedule:
     """
     rows: list[tuple[Action, ...]] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        line = _WORKER_PREFIX.sub("", line.split("#", 1)[0]).strip()
+        line = line.split("#", 1)[0]
+        label = _WORKER_PREFIX.match(line)
+        if label and int(label.group(2)) != len(rows):
+            raise ScheduleError(
+                f"line {number} is labelled {label.group(1)} {label.group(2)} but is worker {len(rows)}'s line; "
+                "list the workers in order, 0, 1, 2, ..."
+            )
+        line = _WORKER_PREFIX.sub("", line).replace('"', " ").strip()  # CSV cells may come quoted
         line = _PAIR.sub(lambda m: re.sub(r"\s+", "", m.group(0)), line)  # "(0F7; 7B3)" is one entry
         if not line:
             continue
@@ -155,7 +162,9 @@ def parse_schedule(text: str, name: str = "custom") -> Schedule:
 def read_schedule_file(path: str | Path) -> Schedule:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first action
+    except UnicodeDecodeError:
+        raise ScheduleError(f"schedule file {path} is not UTF-8 text; save it as UTF-8 (plain ASCII will do)") from None
     except OSError as exc:
         raise ScheduleError(f"cannot read schedule file {path}: {exc.strerror or exc}") from None
     return parse_schedule(text, name=path.stem)

@@ -222,7 +222,7 @@ def build_dualpipev(workers: int, microbatches: int) -> Schedule:
     """
     p, m = workers, microbatches
     if m < 2 * p:
-        raise ScheduleError(f"dualpipev needs at least 2 x workers = {2 * p} microbatches (got {m}); pass --chunks {2 * p}")
+        raise ScheduleError(f"dualpipev needs at least 2 x workers = {2 * p} microbatches (got {m}); use {2 * p} or more")
     return _make("dualpipev", _v_shape(p), m, [_dualpipev_worker(p, m, d) for d in range(p)])
 
 
@@ -308,12 +308,12 @@ class ScheduleInfo:
         if self.stages_per_worker is None:
             v = 2 if requested is None else requested
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ScheduleError(f"--virtual must be an integer >= 1, got {v!r}")
+                raise ScheduleError(f"virtual stages per worker must be an integer >= 1, got {v!r}")
             return v
         if requested is not None and requested != self.stages_per_worker:
             raise ScheduleError(
                 f"{self.name} places {self.stages_per_worker} stage{'s' if self.stages_per_worker > 1 else ''} "
-                f"on each worker; --virtual applies to {', '.join(n for n, i in SCHEDULES.items() if i.stages_per_worker is None)}"
+                f"on each worker; virtual stages apply to {', '.join(n for n, i in SCHEDULES.items() if i.stages_per_worker is None)}"
             )
         return self.stages_per_worker
 
@@ -434,9 +434,12 @@ SCHEDULES: dict[str, ScheduleInfo] = {
             title="ZB-H2 (zero bubble, twice the memory)",
             how=(
                 "Like ZB-H1, but worker d runs 2(p-d)-1 warm-up forwards, filling the time before "
-                "its first input-gradient returns, and then I, W, F per microbatch: no worker "
-                "idles in the steady state. Only the ramp at the very start and end is left, "
-                "paid for with about twice 1F1B's activation memory."
+                "its first input-gradient returns, then I, W, F per microbatch. The early workers' "
+                "idle time moves from the start of the step to its end, for about twice 1F1B's "
+                "activation memory. Within one flushed step, as here, that cannot beat ZB-H1: the "
+                "last worker still starts (p-1)F late, so both take m(F+I+W) + (p-1)F. The paper's "
+                "gain comes when consecutive steps overlap (it replaces the optimizer's sync with "
+                "post-validation), which a flush after every step does not allow."
             ),
             bubble_formula="(p-1)/(3m+p-1)",
             bubble=lambda p, m, v: (p - 1) / (3 * m + p - 1),
@@ -452,11 +455,11 @@ SCHEDULES: dict[str, ScheduleInfo] = {
                 "Two chunks per worker placed in a V (worker d holds stages d and 2p-1-d), so a "
                 "microbatch goes down the workers and comes back up; the last stage (and the "
                 "loss) sits on worker 0, next to the first. With I/W split and W's filling the "
-                "gaps, the bubble is the ramp of one chunk at 1F1B's memory."
+                "gaps, the bubble is the ramp of one chunk, at 1F1B's memory."
             ),
             bubble_formula="(p-1)/(6m+p-1)",
             bubble=lambda p, m, v: (p - 1) / (6 * m + p - 1),
-            memory="2p chunk activations (p microbatches' worth) on every worker",
+            memory="2p chunk activations (p microbatches' worth) on every worker, when m >= p",
             peak_activations=lambda p, m, v: [min(2 * p, 2 * m)] * p,
             used_in="Zero Bubble Pipeline Parallelism (Qi et al., 2024), ScheduleZBVZeroBubble "
             "in torch.distributed.pipelining",

@@ -22,6 +22,9 @@ from .schedule import Schedule, ScheduleError
 from .timeline import COMPUTE_KINDS, Span, Timeline
 
 
+MAX_COST = 1e6  # per action, in the caller's unit: keeps every sum of costs finite
+
+
 @dataclass(frozen=True)
 class Costs:
     """Duration of each action kind, in any time unit (the timeline uses the same unit).
@@ -74,17 +77,22 @@ class Costs:
     def parse(cls, text: str, latency: float = 0.0) -> Costs:
         """Read ``"F=1,B=2"``. Given only ``B``, ``I`` and ``W`` are half of it each."""
         values: dict[str, float] = {}
-        for item in filter(None, (part.strip() for part in text.split(","))):
+        items = [part.strip() for part in text.split(",") if part.strip()]
+        if not items:
+            raise ValueError("no costs given; write KIND=NUMBER pairs, e.g. F=1,B=2")
+        for item in items:
             key, sep, value = item.partition("=")
             key = key.strip().upper()
             if not sep or key not in ("F", "B", "I", "W"):
                 raise ValueError(f"cannot read cost {item!r}; write KIND=NUMBER with kinds F, B, I, W, e.g. F=1,B=2")
+            if key in values:
+                raise ValueError(f"{key} is given twice; give each kind once")
             try:
                 values[key] = float(value)
             except ValueError:
                 raise ValueError(f"cost {item!r} is not a number; write e.g. F=1,B=2") from None
-            if not values[key] >= 0 or values[key] == float("inf"):
-                raise ValueError(f"cost {item!r} must be a finite number >= 0")
+            if not 0 <= values[key] <= MAX_COST:
+                raise ValueError(f"cost {item!r} must be a number from 0 to {MAX_COST:g}")
         if "B" in values and "I" not in values and "W" not in values:
             values["I"] = values["W"] = values["B"] / 2
         return cls(**values, latency=latency)

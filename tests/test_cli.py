@@ -207,6 +207,13 @@ def test_help_shows_the_computed_defaults():
 def test_compare_a_chosen_few(invoke):
     data = json.loads(invoke("compare", "-w", "2", "-c", "2", *SMALL, "--schedules", "1F1B, zb-h1,dualpipev", "--no-trace", "--json").stdout)
     assert [r["schedule"] for r in data["runs"]] == ["1f1b", "zb-h1"]
-    assert data["skipped"] == ["dualpipev skipped: dualpipev needs at least 2 x workers = 4 microbatches (got 2); pass --chunks 4"]
+    assert data["skipped"] == ["dualpipev skipped: dualpipev needs at least 2 x workers = 4 microbatches (got 2); use 4 or more"]
     bad = invoke("compare", "--schedules", "1f1b,zigzag")
     assert bad.exit_code == 2 and "unknown schedule 'zigzag' in --schedules" in bad.stderr
+
+
+def test_bars_show_every_action_even_when_actions_are_narrower_than_a_cell():
+    result = CliRunner().invoke(app, ["explain", "naive"], env={**ENV, "COLUMNS": "80"})
+    rows = [line for line in result.stdout.splitlines() if line.startswith("worker ") and ":" not in line]
+    assert len(rows) == 4
+    assert all(row.count("F") == 8 for row in rows), rows  # 8 forwards of 1 ms in 96 ms on ~70 cells

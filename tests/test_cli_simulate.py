@@ -92,9 +92,17 @@ def test_emulated_latency_delays_transfers(invoke):
     "args,message",
     [
         (["simulate", "1f1b", "--costs", "F=1,X=2"], "--costs: cannot read cost 'X=2'"),
-        (["simulate", "1f1b", "--costs", "F=-1"], "must be a finite number >= 0"),
+        (["simulate", "1f1b", "--costs", "F=-1"], "must be a number from 0 to 1e+06"),
+        (["simulate", "1f1b", "--costs", "F=1e308,B=1e308"], "must be a number from 0 to 1e+06"),
+        (["simulate", "1f1b", "--costs", ""], "no costs given"),
+        (["simulate", "1f1b", "--costs", "F=1,F=2"], "F is given twice"),
+        (["run", "--trace", "t1.gz"], "the extension picks the format; end the name in .json, .json.gz, .pftrace"),
+        (["schedule", "1f1b", "--csv", ""], "--csv '' names a folder"),
+        (["run", "--schedule-file", "latin1.txt"], "is not UTF-8 text"),
+        (["run", "--schedule-file", "swapped.txt"], "line 1 is labelled worker 1 but is worker 0's line"),
+        (["simulate", "1f1b", "-w", "4000", "-c", "4000"], "pass fewer --chunks or --workers"),
         (["simulate", "1f1b", "--costs", "F1"], "cannot read cost 'F1'"),
-        (["simulate", "1f1b", "--latency", "-1"], "--latency must be a number of milliseconds >= 0"),
+        (["simulate", "1f1b", "--latency", "-1"], "--latency must be a number of milliseconds from 0 to 1e+06"),
         (["simulate"], "name a schedule"),
         (["simulate", "zigzag"], "unknown schedule 'zigzag'"),
         (["simulate", "--schedule-file", "deadlock.txt"], "deadlock.txt: deadlock: worker 0 waits for 1B0"),
@@ -107,16 +115,32 @@ def test_emulated_latency_delays_transfers(invoke):
         (["run", "--costs", "F=1"], "add --compute emulate"),
         (["run", "--compute", "fast"], "Invalid value for '--compute'"),
         (["run", "--latency", "-2"], "--latency must be"),
+        (["run", "--trace", "notes.txt"], "end the name in .json, .json.gz, .pftrace"),
         (["compare", "--compute", "emulate", "--costs", "Q=1"], "cannot read cost"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(invoke, tmp_path, args, message):
     (tmp_path / "deadlock.txt").write_text("0F0 0B0 0F1 0B1\n1F1 1B1 1F0 1B0\n")
     (tmp_path / "missing.txt").write_text("0F0 0B0\n1F0\n")
+    (tmp_path / "latin1.txt").write_bytes("0F0 0B0 # caf\u00e9".encode("latin-1"))
+    (tmp_path / "swapped.txt").write_text("worker 1: 1F0 1B0\nworker 0: 0F0 0B0\n")
     before = set(tmp_path.rglob("*"))
-    result = invoke(*args, "--trace", "out.json") if args[0] == "simulate" and "--schedule-file" not in args else invoke(*args)
+    result = invoke(*args, "--trace", "out.json") if args[0] == "simulate" and "--schedule-file" not in args and "--costs" not in args[2:3] else invoke(*args)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert result.stdout == ""
     assert set(tmp_path.rglob("*")) == before
+
+
+def test_costs_are_per_worker_slice_so_chunked_schedules_do_the_same_work(invoke):
+    one = json.loads(invoke("simulate", "1f1b", "--costs", "F=1,B=2", "--json").stdout)
+    interleaved = json.loads(invoke("simulate", "interleaved", "-v", "2", "--costs", "F=1,B=2", "--json").stdout)
+    assert one["makespan"] == 33 and interleaved["makespan"] == pytest.approx(28.5)
+    assert interleaved["stage_action_scale"] == 0.5
+
+
+def test_schedule_files_with_a_byte_order_mark_quotes_and_labels(invoke, tmp_path):
+    (tmp_path / "bom.csv").write_bytes('\ufeff"0F0","0B0"\nworker 1: "1F0","1B0"\n'.encode("utf-8"))
+    data = json.loads(invoke("simulate", "--schedule-file", "bom.csv", "--json").stdout)
+    assert (data["workers"], data["chunks"]) == (2, 1)

@@ -95,11 +95,11 @@ def test_the_textbook_bubble_and_memory_are_what_the_simulator_finds(name, p, m)
 
 
 def test_constraints_name_the_rule_and_the_nearest_valid_value():
-    with pytest.raises(ScheduleError, match=r"dualpipev needs at least 2 x workers = 8 microbatches \(got 5\); pass --chunks 8"):
+    with pytest.raises(ScheduleError, match=r"dualpipev needs at least 2 x workers = 8 microbatches \(got 5\); use 8 or more"):
         build_schedule("dualpipev", 4, 5)
-    with pytest.raises(ScheduleError, match="1f1b places 1 stage on each worker; --virtual applies to interleaved, looped-bfs"):
+    with pytest.raises(ScheduleError, match="1f1b places 1 stage on each worker; virtual stages apply to interleaved, looped-bfs"):
         build_schedule("1f1b", 4, 8, virtual=2)
-    with pytest.raises(ScheduleError, match="--virtual must be an integer >= 1"):
+    with pytest.raises(ScheduleError, match="virtual stages per worker must be an integer >= 1"):
         build_schedule("interleaved", 4, 8, virtual=0)
 
 
@@ -153,8 +153,8 @@ def test_schedule_command_prints_and_writes_csv(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["run", "-s", "dualpipev", "-w", "4", "-c", "6"], "pass --chunks 8"),
-        (["run", "-s", "1f1b", "-v", "2"], "--virtual applies to interleaved, looped-bfs"),
+        (["run", "-s", "dualpipev", "-w", "4", "-c", "6"], "needs at least 2 x workers = 8 microbatches (got 6); use 8 or more"),
+        (["run", "-s", "1f1b", "-v", "2"], "virtual stages apply to interleaved, looped-bfs"),
         (["run", "-s", "interleaved", "-v", "0"], "--virtual must be at least 1"),
         (["run", "-s", "interleaved", "-w", "4", "-v", "3", "--layers", "8"], "8 layers cannot be split over 12 stages; pass --layers 12"),
         (["schedule", "zigzag"], "unknown schedule"),
