@@ -425,8 +425,9 @@ SCHEDULES: dict[str, ScheduleInfo] = {
             bubble=lambda p, m, v: (p - 1) / (3 * m + p - 1),
             memory="min(p, m) microbatches of activations on every worker",
             peak_activations=lambda p, m, v: [min(p, m)] * p,
-            used_in="Zero Bubble Pipeline Parallelism (Qi et al., ICLR 2024), "
-            "ScheduleInterleavedZeroBubble's building block in torch.distributed.pipelining",
+            used_in="Zero Bubble Pipeline Parallelism (Qi et al., ICLR 2024); "
+            "torch.distributed.pipelining's ScheduleInterleavedZeroBubble applies the same I/W split "
+            "to interleaved stages",
         ),
         ScheduleInfo(
             name="zb-h2",
