@@ -81,7 +81,8 @@ app = typer.Typer(
     help="Experience pipeline parallelism: train a numpy MLP on one thread per pipeline device.",
 )
 
-PERFETTO_HINT = "open https://ui.perfetto.dev, click 'Open trace file' and pick it (or drag it onto the page)"
+def perfetto_hint(target: Path) -> str:
+    return f"open it with: pipenaut view {target}   (or at https://ui.perfetto.dev, 'Open trace file')"
 
 
 def fail(message: str) -> None:
@@ -435,7 +436,7 @@ def run(
         return
     _print_run(console, result, data)
     if target is not None:
-        console.print(f"trace: {target} — {PERFETTO_HINT}")
+        console.print(f"trace: {target} — {perfetto_hint(target)}")
 
 
 @app.command()
@@ -523,7 +524,7 @@ def compare(
     for note in skipped:
         console.print(note, style="grey50")
     if target is not None:
-        console.print(f"trace: {target} (one process per schedule) — {PERFETTO_HINT}")
+        console.print(f"trace: {target} (one process per schedule) — {perfetto_hint(target)}")
 
 
 @app.command("simulate")
@@ -576,7 +577,7 @@ def simulate_command(
         + " ".join(f"{idle:.3g}" for idle in data["idle_per_worker"])
     )
     if target is not None:
-        console.print(f"trace: {target} — {PERFETTO_HINT}")
+        console.print(f"trace: {target} — {perfetto_hint(target)}")
 
 
 @app.command()
