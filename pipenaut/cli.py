@@ -465,17 +465,18 @@ def compare(
             fail(f"unknown schedule {name!r} in --schedules; choose from: {schedule_names()}")
     if not names:
         fail(f"--schedules is empty; name some of: {schedule_names()}")
-    plans, skipped = [], []
+    check_at_least_one(workers=workers, chunks=chunks, virtual=virtual)  # wrong for every schedule alike
+    plans, refused = [], {}
     for name in dict.fromkeys(names):
         info = SCHEDULES[name]
         try:
             plans.append(plan_schedule(name, None, workers, chunks, virtual if info.stages_per_worker is None else None))
-        except UsageProblem as exc:  # e.g. dualpipev with too few microbatches: the others still run
-            if info.stages_per_worker == 1 and info.name in ("naive", "gpipe", "1f1b"):
-                raise  # these run with any settings that pass the checks: the settings are wrong
-            skipped.append(f"{name} skipped: {exc}")
+        except UsageProblem as exc:  # a schedule's own rule, e.g. dualpipev's m >= 2p: the others still run
+            refused[name] = str(exc)
     if not plans:
-        fail("; ".join(skipped))
+        messages = set(refused.values())
+        fail(messages.pop() if len(messages) == 1 else "; ".join(f"{n}: {m}" for n, m in refused.items()))
+    skipped = [f"{name} skipped: {message}" for name, message in refused.items()]
     # one model for all, cut into as many stages as the schedule with the most needs
     layers = layers if layers is not None else max(8, max(plan.stages for plan in plans))
     configs = [model_config(plan, batch_size, dim, layers, seed) for plan in plans]

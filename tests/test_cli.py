@@ -217,3 +217,9 @@ def test_bars_show_every_action_even_when_actions_are_narrower_than_a_cell():
     rows = [line for line in result.stdout.splitlines() if line.startswith("worker ") and ":" not in line]
     assert len(rows) == 4
     assert all(row.count("F") == 8 for row in rows), rows  # 8 forwards of 1 ms in 96 ms on ~70 cells
+
+
+def test_compare_with_nothing_left_to_run_says_why(invoke):
+    result = invoke("compare", "-w", "4", "-c", "2", "--schedules", "dualpipev")
+    assert result.exit_code == 2
+    assert result.stderr == "error: dualpipev needs at least 2 x workers = 8 microbatches (got 2); use 8 or more\n"
