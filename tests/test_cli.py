@@ -11,18 +11,9 @@ from typer.testing import CliRunner
 from pipenaut import SCHEDULES
 from pipenaut.cli import app
 
+from conftest import ENV
+
 SMALL = ["--dim", "16", "--batch-size", "32", "--steps", "3"]
-ENV = {"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
-
-
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args):
-        return CliRunner().invoke(app, list(args), env=ENV)
-
-    return run
 
 
 def test_run_prints_bars_stats_and_where_the_trace_went(invoke, tmp_path):

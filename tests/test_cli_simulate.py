@@ -3,18 +3,8 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from pipenaut.cli import app
 
 SMALL = ["--dim", "16", "--batch-size", "32", "--steps", "2"]
-ENV = {"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
-
-
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return lambda *args: CliRunner().invoke(app, list(args), env=ENV)
 
 
 def test_simulate_prints_bars_and_the_textbook_numbers(invoke):

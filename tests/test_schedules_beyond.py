@@ -4,11 +4,9 @@ textbook, and the torch CSV round trip."""
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from pipenaut import SCHEDULES, Action, Costs, ScheduleError, build_schedule, parse_schedule, read_schedule_file, simulate
 from pipenaut.actions import Overlap, parse_step
-from pipenaut.cli import app
 from pipenaut.schedule import write_schedule_csv
 
 
@@ -134,19 +132,17 @@ def test_csv_round_trip(tmp_path, name):
     assert again.actions == schedule.actions and again.placement == schedule.placement
 
 
-def test_schedule_command_prints_and_writes_csv(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-    printed = runner.invoke(app, ["schedule", "interleaved", "-w", "4", "-c", "8", "-v", "2"]).stdout.splitlines()
+def test_schedule_command_prints_and_writes_csv(tmp_path, invoke):
+    printed = invoke("schedule", "interleaved", "-w", "4", "-c", "8", "-v", "2").stdout.splitlines()
     assert printed[0].startswith("0F0 0F1 0F2 0F3 4F0") and len(printed) == 4
-    result = runner.invoke(app, ["schedule", "dualpipev", "-w", "2", "-c", "4", "--csv", "dp.csv"])
+    result = invoke("schedule", "dualpipev", "-w", "2", "-c", "4", "--csv", "dp.csv")
     assert result.exit_code == 0 and "wrote dp.csv" in result.stdout
     assert ")OVERLAP_F_B" in (tmp_path / "dp.csv").read_text()
-    trained = runner.invoke(app, ["run", "--schedule-file", "dp.csv", "--dim", "8", "--steps", "2", "--batch-size", "8", "--json"])
+    trained = invoke("run", "--schedule-file", "dp.csv", "--dim", "8", "--steps", "2", "--batch-size", "8", "--json")
     assert trained.exit_code == 0, trained.output
     data = json.loads(trained.stdout)
     assert (data["workers"], data["stages"], data["chunks"]) == (2, 4, 4)
-    predicted = json.loads(runner.invoke(app, ["simulate", "--schedule-file", "dp.csv", "--costs", "F=1,I=1,W=1", "--json"]).stdout)
+    predicted = json.loads(invoke("simulate", "--schedule-file", "dp.csv", "--costs", "F=1,I=1,W=1", "--json").stdout)
     assert predicted["makespan"] > 0
 
 
@@ -161,8 +157,7 @@ def test_schedule_command_prints_and_writes_csv(tmp_path, monkeypatch):
         (["run", "--schedule-file", "x.csv", "-v", "2"], "--virtual applies to built-in schedules"),
     ],
 )
-def test_bad_schedule_settings_are_one_line(tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, args)
+def test_bad_schedule_settings_are_one_line(invoke, args, message):
+    result = invoke(*args)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr

@@ -109,8 +109,10 @@ def test_pftrace_holds_the_same_content(tmp_path, measured):
     assert names["1F0 forward"] == 2  # one per step
     annotated = next(e for e in begins if e.name == "1F0 forward")
     assert {a.name for a in annotated.debug_annotations} >= {"stage", "microbatch", "step", "kind"}
-    timestamps = [p.timestamp for p in trace.packet if p.HasField("track_event")]
-    assert all(isinstance(t, int) for t in timestamps)
+    # nanoseconds straight from the measured timeline
+    first = min((s for s in measured.timeline.spans if s.kind == "F" and str(s.action) == "1F0"), key=lambda s: s.start)
+    begin = min(p.timestamp for p in trace.packet if p.HasField("track_event") and p.track_event.name == "1F0 forward")
+    assert begin == round(first.start * 1e9)
 
 
 def test_pftrace_nests_begin_and_end_per_track(tmp_path):
