@@ -24,6 +24,9 @@ from .actions import Action, Overlap
 from .schedule import Schedule
 
 COMPUTE_KINDS = ("F", "B", "I", "W")
+# How an action changes the microbatches its stage holds: a forward stashes one, the end of its
+# backward (B, or W after I) frees it.
+STASH_CHANGE = {"F": 1, "B": -1, "I": 0, "W": -1}
 
 
 class Span(NamedTuple):
@@ -118,12 +121,9 @@ class Timeline:
                     if end > compute_end:
                         compute_end = end
                     busy[worker] += end - begin
-                    if kind == "F":
-                        held[worker] += 1
-                        if held[worker] > peak[worker]:
-                            peak[worker] = held[worker]
-                    elif kind != "I":  # B and W free the stash
-                        held[worker] -= 1
+                    held[worker] += STASH_CHANGE[kind]
+                    if held[worker] > peak[worker]:
+                        peak[worker] = held[worker]
             self._summaries[step] = (compute_end - start, any_end - start, busy, peak)
         return self._summaries[step]
 

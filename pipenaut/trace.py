@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
-from .timeline import COMPUTE_KINDS, Span, Timeline
+from .timeline import COMPUTE_KINDS, STASH_CHANGE, Span, Timeline
 
 SLICE_WORDS = {"F": "forward", "B": "backward", "I": "igrad", "W": "wgrad"}
 FORMATS = (".json", ".json.gz", ".pftrace")
@@ -186,10 +186,7 @@ def trace_records(runs: list[tuple[str, Timeline]], metadata: list[dict] | None 
                     record.flow_out = stage < last_stage if forward else stage > 0
                 yield record
                 if span.kind in COMPUTE_KINDS:
-                    if span.kind == "F":
-                        held += 1
-                    elif span.kind in ("B", "W"):
-                        held -= 1
+                    held += STASH_CHANGE[span.kind]
                     yield Counter(pid, f"stash{w}", span.end, held)
                     if span.memory is not None:
                         yield Counter(pid, f"bytes{w}", span.end, span.memory)
